@@ -1,0 +1,286 @@
+"""Apply a batch of received events to the site database, exactly once each.
+
+One transaction per batch, one savepoint per event. For a foreign event: record its id in
+`bridge_inbox` (a redelivery is then a no-op), lock the local row, compare versions under
+the table's conflict policy, write the row, record its version (tombstone for a delete).
+The transaction is marked as bridge's own, so capture triggers do not capture it again.
+For our own event coming back: drop it from the outbox and keep its version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from bridge import codec
+from bridge.config import Config, TableConfig
+from bridge.dialects.base import Dialect, TableInfo, close_quietly
+from bridge.errors import DatabaseError, EventError
+from bridge.event import Event
+
+log = logging.getLogger(__name__)
+
+APPLIED, DUPLICATE, CONFLICT, ECHO, REJECTED = (
+    "applied",
+    "duplicate",
+    "conflict",
+    "echo",
+    "rejected",
+)
+Version = tuple[dt.datetime, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Statements:
+    upsert: str
+    delete: str
+    lock: str
+
+
+class Applier:
+    """Applies events on one connection; `reconnect()` after the database comes back."""
+
+    def __init__(self, config: Config, dialect: Any, connect_now: bool = True) -> None:
+        self.config = config
+        self.dialect: Any = dialect
+        self.conn: Any = None
+        self.tables: dict[str, tuple[TableConfig, TableInfo, Statements]] = {}
+        if connect_now:
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        close_quietly(self.conn)
+        self.conn = self.dialect.connect(self.config.database_url)
+        self.tables = {}
+        for table in self.config.tables:
+            info = self.dialect.introspect(self.conn, table.name)
+            self.tables[table.name] = (table, info, self._statements(self.dialect, info))
+        self._sql = {
+            name: self.dialect.render(name)
+            for name in (
+                "apply_begin",
+                "inbox_insert",
+                "version_get",
+                "version_pending",
+                "version_put",
+                "conflict_insert",
+                "outbox_delete",
+            )
+        }
+
+    @staticmethod
+    def _statements(dialect: Dialect, info: TableInfo) -> Statements:
+        ctx = {"table": info.table, "info": info}
+        return Statements(
+            upsert=dialect.render("apply_upsert", **ctx),
+            delete=dialect.render("apply_delete", **ctx),
+            lock=dialect.render("apply_lock", **ctx),
+        )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
+        """Apply events in one transaction. Raises DatabaseError if the database is gone
+        (nothing of the batch is then committed: retry it after reconnect())."""
+        outcomes: list[Outcome] = []
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.execute(self._sql["apply_begin"])
+                for event in events:
+                    outcomes.append(self._apply_guarded(cur, event))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DatabaseError(f"database connection lost while applying: {exc}") from exc
+        return outcomes
+
+    def _apply_guarded(self, cur: Any, event: Event) -> Outcome:
+        try:
+            with self.conn.transaction():
+                return self._apply_one(cur, event)
+        except EventError as exc:
+            return Outcome(REJECTED, str(exc))
+        except (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError) as exc:
+            # The row cannot be written here (a local constraint, a value out of range):
+            # keep the event as a conflict so it is not retried forever, and go on.
+            reason = f"cannot apply: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+            log.warning(
+                "site=%s event=%s table=%s %s", self.config.site, event.id, event.table, reason
+            )
+            with self.conn.transaction():
+                cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
+                self._conflict(cur, event, reason, None, None)
+            return Outcome(CONFLICT, reason)
+
+    def _apply_one(self, cur: Any, event: Event) -> Outcome:
+        if event.origin == self.config.site:
+            return self._echo(cur, event)
+        entry = self.tables.get(event.table)
+        if entry is None:
+            raise EventError(f"table {event.table!r} is not in site {self.config.site}'s sync set")
+        table, info, stmts = entry
+        params = self._params(info, event)
+
+        cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
+        if cur.rowcount == 0:
+            return Outcome(DUPLICATE)
+
+        key_json = json.dumps(event.key, sort_keys=True)
+        cur.execute(stmts.lock, params)
+        found = cur.fetchone()
+        local_row = found[0] if found else None
+        known, pending = self._known_version(cur, event.table, key_json)
+        incoming: Version = (event.timestamp, event.origin)
+
+        lost = self._loses(table, info, event, incoming, known, pending, local_row)
+        if lost:
+            self._conflict(cur, event, lost, known, local_row)
+            return Outcome(CONFLICT, lost)
+        if pending:
+            # a newer remote write replaces a local change that is still on its way out:
+            # a true concurrent write, logged so the overwritten value stays visible
+            self._conflict(cur, event, "overwrote a concurrent local change", known, local_row)
+
+        if event.op == "delete":
+            cur.execute(stmts.delete, params)
+        else:
+            cur.execute(stmts.upsert, params)
+        self._put_version(cur, event, key_json)
+        return Outcome(APPLIED)
+
+    def _echo(self, cur: Any, event: Event) -> Outcome:
+        cur.execute(self._sql["outbox_delete"], {"id": event.id})
+        if event.table in self.tables:
+            self._put_version(cur, event, json.dumps(event.key, sort_keys=True))
+        return Outcome(ECHO)
+
+    def _params(self, info: TableInfo, event: Event) -> dict[str, Any]:
+        source = event.key if event.op == "delete" else event.row
+        assert source is not None
+        unknown = set(source) - {c.name for c in info.columns}
+        if unknown:
+            raise EventError(f"unknown column(s) {sorted(unknown)} for table {event.table!r}")
+        missing = [c.name for c in info.pk if c.name not in event.key]
+        if missing:
+            raise EventError(f"key lacks primary-key column(s) {missing} of {event.table!r}")
+        needed = info.pk if event.op == "delete" else info.columns
+        absent = [c.name for c in needed if c.name not in source]
+        if absent:
+            raise EventError(f"row lacks column(s) {absent} of {event.table!r}")
+        params: dict[str, Any] = {}
+        try:
+            for c in needed:
+                value = event.key[c.name] if c in info.pk else source[c.name]
+                params[c.param] = codec.decode_value(value, c.kind)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise EventError(f"bad value in {event.table!r}: {exc}") from None
+        for c in info.columns:
+            params.setdefault(c.param, None)
+        return params
+
+    def _known_version(self, cur: Any, table: str, key_json: str) -> tuple[Version | None, bool]:
+        """The newest version of a row this site knows (applied, or a local change still
+        in the outbox), and whether that newest one is such a pending local change."""
+        cur.execute(self._sql["version_get"], {"table": table, "key": key_json})
+        row = cur.fetchone()
+        known: Version | None = (row[0], row[1]) if row else None
+        types = [f"{table}.insert", f"{table}.update", f"{table}.delete"]
+        cur.execute(self._sql["version_pending"], {"types": types, "key": key_json})
+        found = cur.fetchone()
+        if found and found[0] is not None:
+            local: Version = (found[0], self.config.site)
+            if known is None or local > known:
+                return local, True
+        return known, False
+
+    def _loses(
+        self,
+        table: TableConfig,
+        info: TableInfo,
+        event: Event,
+        incoming: Version,
+        known: Version | None,
+        pending: bool,
+        local_row: dict[str, Any] | None,
+    ) -> str:
+        """Why the incoming change must not be applied under the table's policy, or ''."""
+        if table.policy == "none" or known is None:
+            return ""
+        if table.policy == "manual" and pending:
+            return "manual policy: a local change of this row is still pending; resolve by hand"
+        column = info.column(table.policy_column) if table.policy_column else None
+        if column and event.op != "delete" and local_row is not None and event.row:
+            mine = codec.decode_value(local_row.get(column.name), column.kind)
+            theirs = codec.decode_value(event.row.get(column.name), column.kind)
+            if mine is not None and theirs is not None and theirs <= mine:
+                return f"older than the local row by {column.name} ({theirs} <= {mine})"
+            return ""
+        if incoming <= known:
+            return (
+                f"older than the local version ({_fmt(incoming)} <= {_fmt(known)}): "
+                "last writer wins"
+            )
+        return ""
+
+    def _put_version(self, cur: Any, event: Event, key_json: str) -> None:
+        cur.execute(
+            self._sql["version_put"],
+            {
+                "table": event.table,
+                "key": key_json,
+                "ts": event.timestamp,
+                "origin": event.origin,
+                "deleted": event.op == "delete",
+                "id": event.id,
+            },
+        )
+
+    def _conflict(
+        self,
+        cur: Any,
+        event: Event,
+        reason: str,
+        known: Version | None,
+        local_row: dict[str, Any] | None,
+    ) -> None:
+        log.info(
+            "site=%s event=%s table=%s key=%s conflict: %s",
+            self.config.site,
+            event.id,
+            event.table,
+            event.key,
+            reason,
+        )
+        cur.execute(
+            self._sql["conflict_insert"],
+            {
+                "id": event.id,
+                "table": event.table,
+                "key": json.dumps(event.key, sort_keys=True),
+                "reason": reason,
+                "ts": event.timestamp,
+                "origin": event.origin,
+                "incoming": json.dumps(event.to_dict()),
+                "local_ts": known[0] if known else None,
+                "local_origin": known[1] if known else None,
+                "local_row": json.dumps(local_row) if local_row is not None else None,
+            },
+        )
+
+
+def _fmt(version: Version) -> str:
+    return f"{version[0].isoformat()} {version[1]}"

@@ -1,0 +1,59 @@
+"""The archiver (archive site only): every event of every site into `bridge_archive`,
+the golden source that replay reads. A redelivered event is stored once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from bridge.apply import Outcome
+from bridge.config import Config
+from bridge.dialects.base import close_quietly
+from bridge.errors import DatabaseError
+from bridge.event import Event
+
+
+ARCHIVED, ARCHIVE_DUPLICATE = "archived", "archive_duplicate"
+
+
+class Archiver:
+    def __init__(self, config: Config, dialect: Any, connect_now: bool = True) -> None:
+        self.config = config
+        self.dialect: Any = dialect
+        self.conn: Any = None
+        self.insert = dialect.render("archive_insert")
+        if connect_now:
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        close_quietly(self.conn)
+        self.conn = self.dialect.connect(self.config.database_url)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
+        outcomes = []
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                for e in events:
+                    cur.execute(
+                        self.insert,
+                        {
+                            "id": e.id,
+                            "ts": e.timestamp,
+                            "origin": e.origin,
+                            "type": e.type,
+                            "event": json.dumps(e.to_dict()),
+                        },
+                    )
+                    outcomes.append(Outcome(ARCHIVED if cur.rowcount else ARCHIVE_DUPLICATE))
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DatabaseError(f"database connection lost while archiving: {exc}") from exc
+        return outcomes

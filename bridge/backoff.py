@@ -1,0 +1,25 @@
+"""Exponential backoff with jitter, interruptible by a stop event."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+
+class Backoff:
+    def __init__(self, first: float = 0.5, ceiling: float = 15.0) -> None:
+        self.first = first
+        self.ceiling = ceiling
+        self.delay = first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    def next_delay(self) -> float:
+        delay = self.delay * random.uniform(0.8, 1.2)
+        self.delay = min(self.delay * 2, self.ceiling)
+        return delay
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Sleep the next delay; True if stop was set meanwhile."""
+        return stop.wait(self.next_delay())

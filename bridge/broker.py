@@ -1,0 +1,109 @@
+"""RabbitMQ connection details shared by the dispatcher, the consumer and the archiver."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from bridge.errors import BrokerError
+from bridge.event import Event
+
+log = logging.getLogger(__name__)
+
+EVENTS_EXCHANGE = "bridge.events"
+DEAD_LETTER_EXCHANGE = "bridge.dlx"
+REASON_HEADER = "x-bridge-reason"
+QUEUE_HEADER = "x-bridge-queue"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def username(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
+
+
+def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 300
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+    params.stack_timeout = 15
+    return params
+
+
+class Endpoints:
+    """Round-robin over the configured broker addresses (HAProxy, or a list of nodes)."""
+
+    def __init__(self, urls: Sequence[str], heartbeat: int = 30) -> None:
+        if not urls:
+            raise BrokerError("amqp_url is empty: give at least one amqp://user:pass@host:port/")
+        users = {username(u) for u in urls}
+        if len(users) != 1:
+            raise BrokerError("every address in amqp_url must use the same broker user")
+        self.urls = list(urls)
+        self.user = users.pop()
+        self.heartbeat = heartbeat
+        self._next: Iterator[str] = itertools.cycle(self.urls)
+        self._lock = threading.Lock()
+
+    def next_url(self) -> str:
+        with self._lock:
+            return next(self._next)
+
+    def blocking(self) -> pika.BlockingConnection:
+        """Connect to the first address that answers, starting with the next in turn."""
+        errors = []
+        for _ in self.urls:
+            url = self.next_url()
+            try:
+                return pika.BlockingConnection(parameters(url, self.heartbeat))
+            except pika.exceptions.AMQPError as exc:
+                errors.append(f"{redact(url)}: {exc!r}")
+        raise BrokerError("cannot connect to RabbitMQ: " + "; ".join(errors))
+
+
+def properties(event: Event, user: str) -> pika.BasicProperties:
+    """AMQP properties of an event; RabbitMQ checks user_id against the connection's user."""
+    return pika.BasicProperties(
+        message_id=event.id,
+        type=event.type,
+        timestamp=int(event.timestamp.timestamp()),
+        content_type="application/json",
+        delivery_mode=pika.DeliveryMode.Persistent,
+        app_id="bridge",
+        user_id=user,
+        headers={"x-bridge-origin": event.origin},
+    )
+
+
+def dead_letter_properties(
+    props: pika.BasicProperties | None, queue: str, reason: str
+) -> pika.BasicProperties:
+    """Properties of a message sent to a dead-letter queue: the original ones plus why."""
+    headers: dict[str, Any] = dict((props.headers or {}) if props else {})
+    headers[REASON_HEADER] = reason[:1000]
+    headers[QUEUE_HEADER] = queue
+    return pika.BasicProperties(
+        message_id=props.message_id if props else None,
+        type=props.type if props else None,
+        timestamp=props.timestamp if props else None,
+        content_type=props.content_type if props else None,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        app_id=props.app_id if props else None,
+        headers=headers,
+    )

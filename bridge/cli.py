@@ -1,0 +1,306 @@
+"""The `bridge` command: a thin shell over the library. Each command parses its options,
+calls one library function and reports; nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bridge import __version__, install, topology
+from bridge import config as config_mod
+from bridge.broker import Endpoints, redact
+from bridge.errors import BridgeError
+
+pass_config = click.make_pass_decorator(dict, ensure=True)
+
+
+def _load(ctx: click.Context) -> config_mod.Config:
+    cfg: config_mod.Config = config_mod.load(ctx.obj.get("config_path"))
+    return cfg
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except BridgeError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="BRIDGE_CONFIG",
+    type=click.Path(),
+    help="Site configuration file (default: bridge.toml). Every key can also be "
+    "set as BRIDGE_<KEY> in the environment or in .env.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.version_option(__version__, prog_name="bridge")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+    """Keep the business tables of independent sites in sync through RabbitMQ.
+
+    \b
+    Typical setup of one site:
+      bridge init                          create the bridge_* tables
+      bridge install-triggers -t orders    capture changes of `orders` (add --sql to review)
+      bridge topology apply                declare exchanges and queues (once, as admin)
+      bridge run                           publish local changes, apply remote ones
+      bridge verify                        compare the synced tables of all sites
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pika").setLevel(
+        logging.CRITICAL if log_level.upper() != "DEBUG" else logging.DEBUG
+    )
+    ctx.obj = {"config_path": config_path}
+
+
+def _sql_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--sql",
+        "print_sql",
+        is_flag=True,
+        help="Print the SQL that would run, for review; change nothing.",
+    )(f)
+
+
+def _tables_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--table",
+        "-t",
+        "tables",
+        multiple=True,
+        help="Business table (repeatable). Default: every table in 'tables'.",
+    )(f)
+
+
+def _sink(cfg: config_mod.Config, print_sql: bool) -> tuple[Any, Any, install.Sink]:
+    from bridge.dialects import for_url
+
+    dialect = for_url(cfg.database_url)
+    conn = dialect.connect(cfg.database_url)
+    sink: install.Sink = (
+        install.PrintSink(dialect, sys.stdout) if print_sql else install.ConnectionSink(conn)
+    )
+    return dialect, conn, sink
+
+
+@main.command()
+@_sql_option
+@click.pass_context
+def init(ctx: click.Context, print_sql: bool) -> None:
+    """Create bridge's tables (bridge_outbox, bridge_inbox, ...) in the site database."""
+
+    def go() -> None:
+        cfg = _load(ctx)
+        dialect, conn, sink = _sink(cfg, print_sql)
+        with conn:
+            n = install.init(dialect, conn, cfg.site, sink, execute=not print_sql)
+        if not print_sql:
+            click.echo(f"site {cfg.site}: bridge tables ready ({n} statements)", err=True)
+
+    _run(go)
+
+
+@main.command("install-triggers")
+@_tables_option
+@_sql_option
+@click.pass_context
+def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: bool) -> None:
+    """Create the capture triggers of business tables, all in one transaction.
+
+    Re-running is safe: triggers are replaced with ones generated for the current columns.
+    """
+
+    def go() -> None:
+        cfg = _load(ctx)
+        names = list(tables) or [t.name for t in cfg.tables]
+        dialect, conn, sink = _sink(cfg, print_sql)
+        with conn:
+            infos = install.install_triggers(dialect, conn, names, sink, not print_sql)
+        if not print_sql:
+            for info in infos:
+                click.echo(
+                    f"site {cfg.site}: capturing {info.table.name} "
+                    f"({len(info.columns)} columns, key {[c.name for c in info.pk]})",
+                    err=True,
+                )
+
+    _run(go)
+
+
+@main.command("uninstall-triggers")
+@_tables_option
+@_sql_option
+@click.pass_context
+def uninstall_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: bool) -> None:
+    """Remove the capture triggers of business tables (the outbox keeps what it holds)."""
+
+    def go() -> None:
+        cfg = _load(ctx)
+        names = list(tables) or [t.name for t in cfg.tables]
+        dialect, conn, sink = _sink(cfg, print_sql)
+        with conn:
+            install.uninstall_triggers(dialect, conn, names, sink, not print_sql)
+        if not print_sql:
+            click.echo(f"site {cfg.site}: capture removed from {', '.join(names)}", err=True)
+
+    _run(go)
+
+
+@main.group("topology")
+def topology_group() -> None:
+    """The RabbitMQ exchanges and queues bridge uses."""
+
+
+@topology_group.command("apply")
+@click.option(
+    "--amqp-url",
+    help="Broker URL with the right to declare (an administrator). "
+    "Default: amqp_url from the configuration.",
+)
+@click.pass_context
+def topology_apply(ctx: click.Context, amqp_url: str | None) -> None:
+    """Declare bridge.events, one quorum queue per site, the archive queue and the
+    dead-letter queues. Idempotent."""
+
+    def go() -> None:
+        cfg = _load(ctx)
+        urls = [u for u in (amqp_url or cfg.amqp_url).split(",") if u.strip()]
+        endpoints = Endpoints(urls, cfg.heartbeat)
+        conn = endpoints.blocking()
+        try:
+            declared = topology.apply(conn.channel(), cfg.sites, cfg.archive_site)
+        finally:
+            conn.close()
+        click.echo(f"topology ready on {redact(urls[0])}: {', '.join(declared)}", err=True)
+
+    _run(go)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run beside the application: publish local changes, apply the other sites' changes,
+    archive everything (at the archive site). SIGTERM or Ctrl-C finishes the batch in hand
+    and exits 0."""
+    from bridge.run import Bridge
+
+    def go() -> int:
+        bridge = Bridge(_load(ctx))
+        bridge.run_forever()
+        return 1 if bridge.failed else 0
+
+    sys.exit(_run(go))
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Outbox backlog, applied and archived counts, conflicts, trigger drift."""
+    from bridge.dialects import for_url
+
+    def go() -> None:
+        cfg = _load(ctx)
+        dialect = for_url(cfg.database_url)
+        with dialect.connect(cfg.database_url) as conn:
+            cur = conn.execute(dialect.render("status"))
+            row = cur.fetchone()
+            assert cur.description is not None
+            click.echo(f"site {cfg.site}")
+            for column, value in zip([d.name for d in cur.description], row or (), strict=False):
+                click.echo(f"  {column:16} {value}")
+            problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
+            for t in cfg.tables:
+                click.echo(
+                    f"  table {t.name:10} policy={t.policy} "
+                    f"{problems.get(t.name, 'capture trigger up to date')}"
+                )
+
+    _run(go)
+
+
+@main.command()
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="SITE=DATABASE_URL",
+    help="Another site's database (repeatable); adds to 'peers' in the config.",
+)
+@click.pass_context
+def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
+    """Compare the synced tables of this site and its peers: row counts and an
+    order-independent checksum. Exits 1 naming the tables that differ."""
+    from bridge import verify as verify_mod
+
+    def go() -> None:
+        cfg = _load(ctx)
+        others = dict(cfg.peers)
+        for p in peers:
+            name, sep, url = p.partition("=")
+            if not sep:
+                raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
+            others[name.strip().upper()] = url.strip()
+        if not others:
+            raise click.UsageError("no peers to compare with: give --peer SITE=URL or 'peers'")
+        sums, differing = verify_mod.verify(
+            cfg, others, progress=lambda s: click.echo(f"reading {s} ...", err=True)
+        )
+        for table in [t.name for t in cfg.tables]:
+            for site, tables in sums.items():
+                s = tables[table]
+                click.echo(f"{table:16} {site:10} rows={s.rows:<10} checksum={s.checksum:016x}")
+        if differing:
+            raise click.ClickException(f"sites differ on table(s): {', '.join(differing)}")
+        click.echo(f"OK: {len(sums)} sites hold the same rows in {len(cfg.tables)} table(s)")
+
+    _run(go)
+
+
+@main.command()
+@click.option(
+    "--older-than",
+    default=None,
+    metavar="DAYS",
+    help="Retention, e.g. 90d or 90 (default: retention_days, 90).",
+)
+@click.pass_context
+def cleanup(ctx: click.Context, older_than: str | None) -> None:
+    """Purge archive, inbox and tombstones older than the retention (also scheduled
+    inside `bridge run`)."""
+    from bridge import cleanup as cleanup_mod
+    from bridge.dialects import for_url
+
+    def go() -> None:
+        cfg = _load(ctx)
+        days = None
+        if older_than is not None:
+            text = older_than.strip().lower().removesuffix("d")
+            if not text.isdigit() or int(text) < 1:
+                raise click.BadParameter(
+                    "write a number of days, e.g. 90d", param_hint="--older-than"
+                )
+            days = int(text)
+        n = cleanup_mod.cleanup(cfg, for_url(cfg.database_url), days)
+        click.echo(f"site {cfg.site}: {n} row(s) deleted")
+
+    _run(go)
+
+
+if __name__ == "__main__":
+    main()

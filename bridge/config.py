@@ -1,0 +1,263 @@
+"""Site configuration: `bridge.toml`, then `.env`, then `BRIDGE_*` environment variables.
+
+Later sources override earlier ones. Every key of the file can be given as
+`BRIDGE_<KEY>` (upper case); lists are comma-separated, tables as
+`orders,customers:none` (name, optional `:policy`), peers as `LONDON=url,MADRID=url`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import ConfigError
+
+SITE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,30}$")
+POLICIES = ("lww", "none", "manual")
+
+EXAMPLE = """\
+site = "PARIS"
+database_url = "postgresql://bridge@127.0.0.1:5432/paris"
+amqp_url = "amqp://paris:secret@127.0.0.1:5680/"
+sites = ["PARIS", "LONDON", "MADRID"]
+
+[tables]
+orders = "lww"
+"""
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """One synced business table and its conflict policy."""
+
+    name: str
+    policy: str = "lww"
+
+    @property
+    def policy_column(self) -> str | None:
+        """The column compared by a `column:<name>` policy, else None."""
+        return self.policy.split(":", 1)[1] if self.policy.startswith("column:") else None
+
+
+@dataclass(frozen=True)
+class Config:
+    site: str
+    database_url: str
+    amqp_url: str
+    sites: tuple[str, ...]
+    tables: tuple[TableConfig, ...]
+    archive_site: str = "PARIS"
+    retention_days: int = 90
+    batch_size: int = 500
+    poll_interval: float = 5.0
+    republish_after: float = 60.0
+    max_in_flight: int = 1000
+    prefetch: int = 200
+    cleanup_interval: float = 3600.0
+    heartbeat: int = 30
+    peers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        return [u.strip() for u in self.amqp_url.split(",") if u.strip()]
+
+    @property
+    def queue(self) -> str:
+        return site_queue(self.site)
+
+    @property
+    def archive_queue(self) -> str:
+        return f"{site_queue(self.archive_site)}_HISTO"
+
+    @property
+    def is_archive(self) -> bool:
+        return self.site == self.archive_site
+
+    def table(self, name: str) -> TableConfig | None:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        return None
+
+
+def site_queue(site: str) -> str:
+    return f"SITE_{site}"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    dotenv: str | os.PathLike[str] | None = ".env",
+) -> Config:
+    """Load the configuration of this site. `path` falls back to `BRIDGE_CONFIG`, then
+    `bridge.toml` in the working directory if it exists."""
+    environ: dict[str, str] = {}
+    if dotenv is not None:
+        environ.update(read_dotenv(Path(dotenv)))
+    environ.update(os.environ if env is None else env)
+
+    raw: dict[str, Any] = {}
+    file = path or environ.get("BRIDGE_CONFIG")
+    if file is None and Path("bridge.toml").is_file():
+        file = "bridge.toml"
+    if file is not None:
+        p = Path(file)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist; create it, for example:\n{EXAMPLE}")
+        try:
+            raw = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    for key, value in environ.items():
+        if key.startswith("BRIDGE_") and key != "BRIDGE_CONFIG":
+            raw[key[len("BRIDGE_") :].lower()] = value
+    return from_mapping(raw)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> Config:
+    """Validate raw values (from TOML or the environment) into a Config."""
+    known = set(Config.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key(s) {', '.join(unknown)}; known keys are "
+            f"{', '.join(sorted(known))}"
+        )
+    for key in ("site", "database_url", "amqp_url", "sites", "tables"):
+        if key not in raw or raw[key] in ("", [], {}, None):
+            raise ConfigError(
+                f"missing configuration key '{key}': set it in bridge.toml or as "
+                f"BRIDGE_{key.upper()}; for example:\n{EXAMPLE}"
+            )
+    site = _site_name("site", raw["site"])
+    sites = tuple(_site_name("sites", s) for s in _as_list(raw["sites"]))
+    if site not in sites:
+        raise ConfigError(f"'site' {site} is not in 'sites' {list(sites)}: add it to 'sites'")
+    archive = _site_name("archive_site", raw.get("archive_site", "PARIS"))
+    if archive not in sites:
+        raise ConfigError(
+            f"'archive_site' {archive} is not in 'sites' {list(sites)}: add it or set "
+            "archive_site to one of them"
+        )
+    values: dict[str, Any] = {
+        "site": site,
+        "sites": sites,
+        "archive_site": archive,
+        "database_url": _string("database_url", raw["database_url"]),
+        "amqp_url": _string("amqp_url", raw["amqp_url"]),
+        "tables": _tables(raw["tables"]),
+        "peers": _peers(raw.get("peers", {})),
+    }
+    for key, kind, minimum in (
+        ("retention_days", int, 1),
+        ("batch_size", int, 1),
+        ("max_in_flight", int, 1),
+        ("prefetch", int, 1),
+        ("heartbeat", int, 0),
+        ("poll_interval", float, 0.01),
+        ("republish_after", float, 1.0),
+        ("cleanup_interval", float, 1.0),
+    ):
+        if key in raw:
+            values[key] = _number(key, raw[key], kind, minimum)
+    return Config(**values)
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    raise ConfigError(f"expected a list or a comma-separated string, got {value!r}")
+
+
+def _site_name(key: str, value: Any) -> str:
+    name = str(value).strip().upper()
+    if not SITE_NAME.match(name):
+        raise ConfigError(
+            f"'{key}': {value!r} is not a valid site name; use letters, digits and _ "
+            "starting with a letter, e.g. PARIS"
+        )
+    return name
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"'{key}' must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _number(key: str, value: Any, kind: type, minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"'{key}' must be a {kind.__name__} >= {minimum}, got {value!r}"
+        ) from None
+    if number < minimum:
+        raise ConfigError(f"'{key}' must be >= {minimum}, got {value!r}")
+    return number
+
+
+def _policy(table: str, policy: str) -> str:
+    policy = policy.strip()
+    if policy in POLICIES or (policy.startswith("column:") and len(policy) > len("column:")):
+        return policy
+    raise ConfigError(
+        f"table {table!r}: unknown conflict policy {policy!r}; use one of "
+        f"{', '.join(POLICIES)} or column:<updated_at column>"
+    )
+
+
+def _tables(value: Any) -> tuple[TableConfig, ...]:
+    items: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        for name, spec in value.items():
+            policy = spec.get("policy", "lww") if isinstance(spec, Mapping) else str(spec)
+            items.append((str(name), policy))
+    else:
+        for entry in _as_list(value):
+            name, _, policy = entry.partition(":")
+            items.append((name.strip(), policy or "lww"))
+    if not items:
+        raise ConfigError("'tables' is empty: list the business tables to sync, e.g. orders")
+    return tuple(TableConfig(name, _policy(name, policy)) for name, policy in items)
+
+
+def _peers(value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for entry in _as_list(value):
+            name, sep, url = entry.partition("=")
+            if not sep:
+                raise ConfigError(f"'peers': expected NAME=database_url, got {entry!r}")
+            pairs.append((name, url))
+    return {_site_name("peers", k): v.strip() for k, v in pairs}

@@ -1,0 +1,199 @@
+"""The consumer: one queue -> a handler (apply, or archive), acknowledged after commit.
+
+Messages are taken in batches (up to `prefetch`), validated (JSON, fields, the origin
+against the broker user that published it), handed to the handler in one database
+transaction, and acknowledged only once that transaction committed. A message that is not
+a valid event, or that the handler rejects, goes to the queue's dead-letter queue with the
+reason in the `x-bridge-reason` header; the rest of the flow continues. If the database is
+unreachable the batch is kept (unacknowledged) and retried after reconnecting, so a
+database outage does not spend the messages' delivery limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pika
+import pika.exceptions
+import psycopg
+
+from bridge import event as events
+from bridge.apply import REJECTED, Outcome
+from bridge.backoff import Backoff
+from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties
+from bridge.config import Config
+from bridge.errors import BridgeError, DatabaseError, EventError
+from bridge.event import Event
+from bridge.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    def apply_batch(self, events: Sequence[Event]) -> list[Outcome]: ...
+    def reconnect(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def broker_user_of(site: str) -> str:
+    """The broker user a site publishes with: its name in lower case."""
+    return site.lower()
+
+
+@dataclass
+class _Delivery:
+    tag: int
+    props: pika.BasicProperties
+    body: bytes
+
+
+class Consumer:
+    def __init__(
+        self,
+        config: Config,
+        queue: str,
+        handler: Handler,
+        endpoints: Endpoints,
+        stop: threading.Event,
+        stats: Stats,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.handler = handler
+        self.endpoints = endpoints
+        self.stop = stop
+        self.stats = stats
+
+    def run(self) -> None:
+        backoff = Backoff()
+        while not self.stop.is_set():
+            try:
+                self._session()
+                backoff.reset()
+            except (BridgeError, pika.exceptions.AMQPError, OSError) as exc:
+                log.warning(
+                    "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, exc
+                )
+                self.stats.add("consumer_reconnects")
+            if self.stop.is_set():
+                break
+            backoff.wait(self.stop)
+        self.handler.close()
+
+    def _session(self) -> None:
+        conn = self.endpoints.blocking()
+        try:
+            channel = conn.channel()
+            channel.basic_qos(prefetch_count=self.config.prefetch)
+            dead_letters = conn.channel()
+            dead_letters.confirm_delivery()
+            pending: list[_Delivery] = []
+
+            def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+                pending.append(_Delivery(method.delivery_tag, props, body))
+
+            try:
+                channel.basic_consume(self.queue, on_message)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                raise BridgeError(
+                    f"cannot consume {self.queue}: {exc.reply_text}; run bridge topology apply "
+                    "and check the broker user's read permission"
+                ) from None
+            log.info("site=%s consuming %s", self.config.site, self.queue)
+            while not self.stop.is_set():
+                conn.process_data_events(time_limit=0.05 if pending else 0.5)
+                if pending and (
+                    len(pending) >= self.config.prefetch or not self._more_waiting(conn, pending)
+                ):
+                    self._process(conn, channel, dead_letters, pending)
+                    pending = []
+            if pending:  # stopping: finish the batch in hand
+                self._process(conn, channel, dead_letters, pending)
+        finally:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    @staticmethod
+    def _more_waiting(conn: pika.BlockingConnection, pending: list[_Delivery]) -> bool:
+        before = len(pending)
+        conn.process_data_events(time_limit=0)
+        return len(pending) > before
+
+    def _process(
+        self,
+        conn: pika.BlockingConnection,
+        channel: Any,
+        dead_letters: Any,
+        batch: list[_Delivery],
+    ) -> None:
+        valid: list[tuple[_Delivery, Event]] = []
+        rejected: list[tuple[_Delivery, str]] = []
+        for d in batch:
+            try:
+                valid.append((d, self._validate(d)))
+            except EventError as exc:
+                rejected.append((d, str(exc)))
+        outcomes = self._apply(conn, [e for _, e in valid])
+        for (d, _event), outcome in zip(valid, outcomes, strict=True):
+            self.stats.add(outcome.status)
+            if outcome.status == REJECTED:
+                rejected.append((d, outcome.reason))
+        for d, reason in rejected:
+            log.warning(
+                "site=%s queue=%s message=%s dead-lettered: %s",
+                self.config.site,
+                self.queue,
+                d.props.message_id,
+                reason,
+            )
+            dead_letters.basic_publish(
+                DEAD_LETTER_EXCHANGE,
+                f"{self.queue}.dlq",
+                d.body,
+                dead_letter_properties(d.props, self.queue, reason),
+                mandatory=True,
+            )
+            self.stats.add("dead_lettered")
+        channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
+
+    def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:
+        backoff = Backoff()
+        while True:
+            try:
+                return self.handler.apply_batch(batch)
+            except (DatabaseError, psycopg.OperationalError) as exc:
+                log.warning(
+                    "site=%s queue=%s database unavailable (%s); batch of %d kept, retrying",
+                    self.config.site,
+                    self.queue,
+                    exc,
+                    len(batch),
+                )
+                self.stats.add("database_retries")
+            if self.stop.is_set():
+                raise DatabaseError("stopping while the database is unavailable")
+            conn.sleep(backoff.next_delay())  # keeps the broker connection alive
+            try:
+                self.handler.reconnect()
+            except (BridgeError, psycopg.Error) as exc:
+                log.warning("site=%s reconnect to database failed: %s", self.config.site, exc)
+
+    def _validate(self, d: _Delivery) -> Event:
+        event = events.decode(d.body)
+        user = d.props.user_id
+        if not user:
+            raise EventError("message has no user_id: its origin cannot be trusted")
+        if user != broker_user_of(event.origin):
+            raise EventError(
+                f"origin {event.origin!r} does not match the publishing broker user {user!r}"
+            )
+        if d.props.message_id and d.props.message_id != event.id:
+            raise EventError(f"message_id {d.props.message_id!r} differs from event id")
+        return event

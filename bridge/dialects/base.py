@@ -1,0 +1,124 @@
+"""What every dialect provides, and the table description the templates are rendered from.
+
+A dialect is a small class whose attributes state its differences plainly (how statements
+are terminated when printed, whether DDL is transactional) plus the few hooks that differ:
+connecting, introspecting a table, mapping a column type to a codec kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge import identifiers, sql
+
+
+def close_quietly(conn: Any) -> None:
+    """Close a connection that may already be broken."""
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (standard quoting) for a value bridge itself controls."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    ref: str  # quoted identifier
+    literal: str  # the name as a SQL string literal (JSON key)
+    kind: str  # bridge.codec kind
+    sql_type: str  # type as the database spells it
+    param: str  # bind parameter name used in apply statements
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A business table as the templates see it (names validated and quoted)."""
+
+    name: str
+    ref: str
+    literal: str
+    type_insert: str
+    type_update: str
+    type_delete: str
+    meta_key: str
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    table: TableRef
+    columns: tuple[Column, ...]
+    pk: tuple[Column, ...]
+    non_pk: tuple[Column, ...] = field(default=())
+
+    @property
+    def columns_hash(self) -> str:
+        text = "|".join(
+            f"{c.name}:{c.sql_type}:{'pk' if c in self.pk else ''}" for c in self.columns
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def column(self, name: str) -> Column | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+
+class Dialect:
+    """Base of the per-dialect classes in this package."""
+
+    name: str = ""  # directory under sql_templates/
+    sqlglot_name: str = ""  # dialect name for sqlglot (quoting, parsing)
+    terminator: str = ";"  # printed after each statement by --sql
+    batch_separator: str = ""  # printed on its own line after a statement (GO, /)
+    transactional_ddl: bool = True
+
+    def render(self, template: str, **context: Any) -> str:
+        return sql.render(self.name, template, **context)
+
+    def statements(self, template: str, **context: Any) -> list[str]:
+        return sql.statements(self.name, template, **context)
+
+    def table_ref(self, name: str) -> TableRef:
+        quoted = identifiers.quote_qualified(name, self.sqlglot_name)
+        return TableRef(
+            name=name,
+            ref=quoted,
+            literal=literal(name),
+            type_insert=literal(f"{name}.insert"),
+            type_update=literal(f"{name}.update"),
+            type_delete=literal(f"{name}.delete"),
+            meta_key=literal(f"trigger:{name}"),
+        )
+
+    def column(self, index: int, name: str, sql_type: str, base_type: str) -> Column:
+        return Column(
+            name=name,
+            ref=identifiers.quote(name, self.sqlglot_name),
+            literal=literal(name),
+            kind=self.kind_of(base_type),
+            sql_type=sql_type,
+            param=f"p{index}",
+        )
+
+    def connect(self, url: str, autocommit: bool = True) -> Any:
+        """A DB-API connection (autocommit; transactions are explicit blocks)."""
+        raise NotImplementedError
+
+    def introspect(self, conn: Any, table: str) -> TableInfo:
+        """Describe a business table; SchemaError if missing or without primary key."""
+        raise NotImplementedError
+
+    def kind_of(self, base_type: str) -> str:
+        raise NotImplementedError
+
+    def capture_function(self, table: str) -> str:
+        raise NotImplementedError

@@ -1,0 +1,93 @@
+"""PostgreSQL: statement-level capture triggers with transition tables, LISTEN/NOTIFY
+wake-up, echo suppression through the `bridge.applying` setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy.engine import make_url
+
+from bridge import identifiers
+from bridge.dialects.base import Column, Dialect, TableInfo
+from bridge.errors import DatabaseError, SchemaError
+
+KINDS = {
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "oid": "int",
+    "numeric": "decimal",
+    "float4": "float",
+    "float8": "float",
+    "bool": "bool",
+    "bytea": "bytes",
+    "timestamptz": "timestamptz",
+    "timestamp": "timestamp",
+    "date": "date",
+    "time": "time",
+    "json": "json",
+    "jsonb": "json",
+    "uuid": "uuid",
+}
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    sqlglot_name = "postgres"
+    terminator = ";"
+    transactional_ddl = True
+    wakes_on_notify = True
+
+    def connect(self, url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
+        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            return psycopg.connect(
+                conninfo, autocommit=autocommit, connect_timeout=10, application_name="bridge"
+            )
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(
+                f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: "
+                f"{str(exc).strip()}; check database_url and that the server is running"
+            ) from None
+
+    def kind_of(self, base_type: str) -> str:
+        return KINDS.get(base_type, "text")
+
+    def capture_function(self, table: str) -> str:
+        schema, _ = identifiers.split_qualified(table, self.sqlglot_name)
+        name = identifiers.quote(
+            identifiers.object_name("bridge_capture_", table, dialect=self.sqlglot_name),
+            self.sqlglot_name,
+            "function",
+        )
+        return (
+            f"{identifiers.quote(schema, self.sqlglot_name, 'schema')}.{name}" if schema else name
+        )
+
+    def introspect(self, conn: psycopg.Connection[Any], table: str) -> TableInfo:
+        """Describe a business table; SchemaError if it is missing or has no primary key."""
+        ref = self.table_ref(table)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.render("introspect_columns"), {"table": ref.ref})
+            rows = cur.fetchall()
+        if not rows:
+            raise SchemaError(
+                f"table {table!r} does not exist in this database (looked up as {ref.ref}); "
+                "create it first or fix the name in 'tables'"
+            )
+        columns = tuple(
+            self.column(i, r["name"], r["sql_type"], r["base_type"]) for i, r in enumerate(rows)
+        )
+        pk_rows = sorted(
+            (r["pk_position"], i) for i, r in enumerate(rows) if r["pk_position"] is not None
+        )
+        pk: tuple[Column, ...] = tuple(columns[i] for _, i in pk_rows)
+        if not pk:
+            raise SchemaError(
+                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
+                f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
+            )
+        non_pk = tuple(c for c in columns if c not in pk)
+        return TableInfo(table=ref, columns=columns, pk=pk, non_pk=non_pk)

@@ -1,0 +1,315 @@
+"""The dispatcher: outbox -> RabbitMQ, in outbox order, with publisher confirms in flight.
+
+It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY) and also polls every
+`poll_interval` as a safety net. Up to `max_in_flight` messages await their confirm at once;
+a row is marked published only after the broker confirmed it (the quorum queues have it on
+a majority of nodes). Rows whose echo has not come back after `republish_after` seconds, and
+rows of transactions that committed after a later row was read, are published (again) by a
+sweep; receivers drop duplicates through their inbox. A session advisory lock keeps a
+single dispatcher per site database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+import psycopg
+from pika.adapters.select_connection import PollEvents
+
+from bridge.backoff import Backoff
+from bridge.broker import EVENTS_EXCHANGE, Endpoints, parameters, properties, redact
+from bridge.config import Config
+from bridge.errors import BridgeError, BrokerError, DatabaseError
+from bridge.event import Event
+from bridge.stats import Stats
+
+log = logging.getLogger(__name__)
+
+TICK = 0.1  # seconds between checks of the stop flag and the timers
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        dialect: Any,
+        endpoints: Endpoints,
+        stop: threading.Event,
+        stats: Stats,
+    ) -> None:
+        self.config = config
+        self.dialect = dialect
+        self.endpoints = endpoints
+        self.stop = stop
+        self.stats = stats
+
+    def run(self) -> None:
+        """Publish until stop is set, reconnecting to the database and broker as needed."""
+        backoff = Backoff()
+        while not self.stop.is_set():
+            try:
+                _Session(self).run()
+                backoff.reset()
+            except (BridgeError, pika.exceptions.AMQPError, psycopg.Error, OSError) as exc:
+                log.warning("site=%s dispatcher: %s; retrying", self.config.site, exc)
+                self.stats.add("dispatcher_reconnects")
+            if self.stop.is_set():
+                break
+            backoff.wait(self.stop)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    seq: int
+    event_id: str
+    at: float
+
+
+class _Session:
+    """One database connection and one broker connection, until either fails or we stop."""
+
+    def __init__(self, owner: Dispatcher) -> None:
+        self.o = owner
+        self.cfg = owner.config
+        d = owner.dialect
+        self.sql = {
+            n: d.render(n)
+            for n in (
+                "outbox_fetch",
+                "outbox_fetch_stragglers",
+                "outbox_mark_published",
+                "outbox_listen",
+                "dispatcher_lease",
+            )
+        }
+        self.db: Any = None
+        self.conn: pika.SelectConnection | None = None
+        self.channel: Any = None
+        self.error: Exception | None = None
+        self.closing = False
+        self.cursor = 0  # highest seq read by the in-order fetch
+        self.next_tag = 0
+        self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
+        self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
+        self.returned: set[int] = set()  # seqs the broker could not route
+        self.wake = True
+        self.last_poll = 0.0
+        self.last_sweep = time.monotonic()
+        self.close_deadline = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def run(self) -> None:
+        self.db = self.o.dialect.connect(self.cfg.database_url)
+        try:
+            row = self.db.execute(self.sql["dispatcher_lease"]).fetchone()
+            if not row or not row[0]:
+                raise DatabaseError(
+                    "another dispatcher already publishes this site's outbox (lease held); "
+                    "run a single `bridge run` per site"
+                )
+            self.db.execute(self.sql["outbox_listen"])
+            self.db.add_notify_handler(self._on_notify)
+            url = self.o.endpoints.next_url()
+            log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(url))
+            self.conn = pika.SelectConnection(
+                parameters(url, self.cfg.heartbeat),
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self.conn.ioloop.add_handler(self.db.fileno(), self._on_db_readable, PollEvents.READ)
+            self.conn.ioloop.call_later(TICK, self._tick)
+            self.conn.ioloop.start()
+        finally:
+            try:
+                if self.conn is not None:
+                    self.conn.ioloop.remove_handler(self.db.fileno())
+            except Exception:  # noqa: BLE001 - the loop is gone already
+                pass
+            self.db.close()
+        if self.error is not None:
+            raise self.error
+
+    def _on_open(self, conn: pika.SelectConnection) -> None:
+        conn.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, conn: pika.SelectConnection, exc: BaseException) -> None:
+        self.error = BrokerError(f"cannot connect to RabbitMQ: {exc!r}")
+        conn.ioloop.stop()
+
+    def _on_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
+        if not self.closing and self.error is None:
+            self.error = BrokerError(f"broker connection closed: {reason!r}")
+        conn.ioloop.stop()
+
+    def _on_channel_open(self, channel: Any) -> None:
+        self.channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm)
+        log.info("site=%s dispatcher ready", self.cfg.site)
+
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if not self.closing and self.error is None:
+            hint = ""
+            if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+                if reason.reply_code == 404:
+                    hint = "; declare the topology first: bridge topology apply"
+                elif reason.reply_code == 403:
+                    hint = "; check the broker user's write permission on bridge.events"
+            self.error = BrokerError(f"publish channel closed: {reason}{hint}")
+        self._close()
+
+    def _close(self) -> None:
+        self.closing = True
+        assert self.conn is not None
+        if self.conn.is_open:
+            self.conn.close()
+        elif self.conn.is_closed:
+            self.conn.ioloop.stop()
+
+    # -- wake-ups ----------------------------------------------------------------------
+    def _on_notify(self, _notify: Any) -> None:
+        self.wake = True
+
+    def _on_db_readable(self, _fd: int, _events: int) -> None:
+        pgconn = self.db.pgconn
+        pgconn.consume_input()
+        while pgconn.notifies() is not None:
+            self.wake = True
+
+    def _tick(self) -> None:
+        assert self.conn is not None
+        try:
+            self._step()
+        except (psycopg.Error, BridgeError) as exc:
+            self.error = exc if isinstance(exc, BridgeError) else DatabaseError(str(exc))
+            self._close()
+            return
+        if not self.conn.is_closed:
+            self.conn.ioloop.call_later(TICK, self._tick)
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        if self.o.stop.is_set() and not self.closing:
+            self.closing = True
+            self.close_deadline = now + 10.0
+        if self.channel is None or not self.channel.is_open:
+            if self.closing:
+                self._close()
+            return
+        self._mark_confirmed()
+        if self.closing:
+            if not self.in_flight or now > self.close_deadline:
+                self._close()
+            return
+        if self.in_flight:
+            oldest = min(s.at for s in self.in_flight.values())
+            if now - oldest > self.cfg.republish_after:
+                raise BrokerError(
+                    f"no publisher confirm for {now - oldest:.0f}s (quorum lost?); reconnecting"
+                )
+        if self.wake or now - self.last_poll >= self.cfg.poll_interval:
+            self.wake = False
+            self.last_poll = now
+            while self._publish_next():
+                self._mark_confirmed()
+        if now - self.last_sweep >= min(self.cfg.poll_interval, self.cfg.republish_after):
+            self.last_sweep = now
+            self._sweep()
+
+    # -- publishing --------------------------------------------------------------------
+    def _room(self) -> int:
+        return min(self.cfg.batch_size, self.cfg.max_in_flight - len(self.in_flight))
+
+    def _publish_next(self) -> bool:
+        """Publish the next rows in seq order; True if there may be more right away."""
+        room = self._room()
+        if room <= 0:
+            return False
+        rows = self.db.execute(
+            self.sql["outbox_fetch"], {"after": self.cursor, "limit": room}
+        ).fetchall()
+        for row in rows:
+            self._publish(row)
+            self.cursor = max(self.cursor, row[0])
+        return len(rows) == room and self._room() > 0
+
+    def _sweep(self) -> None:
+        room = self._room()
+        if room <= 0 or self.cursor == 0:
+            return
+        rows = self.db.execute(
+            self.sql["outbox_fetch_stragglers"],
+            {
+                "upto": self.cursor,
+                "in_flight": [s.seq for s in self.in_flight.values()],
+                "republish_after": self.cfg.republish_after,
+                "limit": room,
+            },
+        ).fetchall()
+        if rows:
+            log.info(
+                "site=%s dispatcher republishing %d row(s) without echo", self.cfg.site, len(rows)
+            )
+            self.o.stats.add("republished", len(rows))
+        for row in rows:
+            self._publish(row)
+
+    def _publish(self, row: tuple[Any, ...]) -> None:
+        seq, event_id, created_at, origin, type_, payload = row
+        if origin != self.cfg.site:
+            raise BridgeError(
+                f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: the "
+                "database_url points at another site's database"
+            )
+        event = Event(event_id, created_at, origin, type_, payload)
+        self.channel.basic_publish(
+            EVENTS_EXCHANGE,
+            "",
+            event.encode(),
+            properties(event, self.o.endpoints.user),
+            mandatory=True,
+        )
+        self.next_tag += 1
+        self.in_flight[self.next_tag] = _Sent(seq, event_id, time.monotonic())
+
+    def _on_return(self, _ch: Any, _method: Any, props: Any, _body: bytes) -> None:
+        log.error(
+            "site=%s event=%s unroutable: no queue is bound to %s; run bridge topology apply",
+            self.cfg.site,
+            props.message_id,
+            EVENTS_EXCHANGE,
+        )
+        self.returned.update(
+            s.seq for s in self.in_flight.values() if s.event_id == props.message_id
+        )
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        tags = [t for t in self.in_flight if t <= tag] if method.multiple else [tag]
+        acked = isinstance(method, pika.spec.Basic.Ack)
+        for t in tags:
+            sent = self.in_flight.pop(t, None)
+            if sent is None:
+                continue
+            seq = sent.seq
+            if acked and seq not in self.returned:
+                self.confirmed.append(seq)
+            else:  # left unpublished: the next sweep publishes it again
+                self.returned.discard(seq)
+                self.o.stats.add("nacked")
+
+    def _mark_confirmed(self) -> None:
+        if not self.confirmed:
+            return
+        seqs, self.confirmed = self.confirmed, []
+        self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})
+        self.o.stats.add("published", len(seqs))

@@ -1,0 +1,120 @@
+"""The bridge event: five fields as JSON, and its AMQP properties.
+
+```json
+{"id": "0b6f…", "timestamp": "2026-11-24T10:00:00.123456Z", "origin": "PARIS",
+ "type": "orders.update",
+ "data": {"table": "orders", "op": "update", "key": {"id": 42}, "row": {...}}}
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import EventError
+
+OPS = ("insert", "update", "delete")
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    timestamp: dt.datetime
+    origin: str
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def table(self) -> str:
+        return str(self.data["table"])
+
+    @property
+    def op(self) -> str:
+        return str(self.data["op"])
+
+    @property
+    def key(self) -> dict[str, Any]:
+        key: dict[str, Any] = self.data["key"]
+        return key
+
+    @property
+    def row(self) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = self.data.get("row")
+        return row
+
+    @property
+    def timestamp_text(self) -> str:
+        return format_timestamp(self.timestamp)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "timestamp": self.timestamp_text,
+            "origin": self.origin,
+            "type": self.type,
+            "data": self.data,
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def format_timestamp(ts: dt.datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError("event timestamps must carry a time zone")
+    return ts.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    ts = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        raise ValueError("no time zone")
+    return ts.astimezone(dt.UTC)
+
+
+def decode(body: bytes) -> Event:
+    """Parse and validate a message body. Raises EventError saying what is wrong."""
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise EventError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventError(f"not JSON: {exc}") from None
+    return from_dict(raw)
+
+
+def from_dict(raw: Any) -> Event:
+    if not isinstance(raw, dict):
+        raise EventError("event is not a JSON object")
+    missing = [f for f in ("id", "timestamp", "origin", "type", "data") if f not in raw]
+    if missing:
+        raise EventError(f"missing field(s): {', '.join(missing)}")
+    try:
+        event_id = str(uuid.UUID(str(raw["id"])))
+    except ValueError:
+        raise EventError(f"id {raw['id']!r} is not a UUID") from None
+    try:
+        timestamp = parse_timestamp(str(raw["timestamp"]))
+    except ValueError:
+        raise EventError(f"timestamp {raw['timestamp']!r} is not ISO-8601 with a zone") from None
+    origin, type_, data = raw["origin"], raw["type"], raw["data"]
+    if not isinstance(origin, str) or not origin:
+        raise EventError("origin must be a non-empty string")
+    if not isinstance(data, dict):
+        raise EventError("data must be a JSON object")
+    table, op, key = data.get("table"), data.get("op"), data.get("key")
+    if not isinstance(table, str) or op not in OPS:
+        raise EventError("data.table must be a string and data.op one of insert/update/delete")
+    if type_ != f"{table}.{op}":
+        raise EventError(f"type {type_!r} does not match data ({table}.{op})")
+    if not isinstance(key, dict) or not key:
+        raise EventError("data.key must be a non-empty object")
+    row = data.get("row")
+    if op != "delete" and not isinstance(row, dict):
+        raise EventError(f"data.row must be an object for an {op}")
+    return Event(event_id, timestamp, origin, type_, data)

@@ -1,0 +1,155 @@
+"""Install bridge's tables and capture triggers: the same code path for a real install and
+for `--sql`, which only swaps the sink (alembic's offline mode).
+
+Everything one command installs runs in one transaction: a missing table or a table
+without a primary key is found before anything runs, and a failure rolls all of it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Protocol, TextIO
+
+from bridge import __version__
+from bridge.dialects.base import Dialect, TableInfo, literal
+from bridge.errors import DatabaseError, SchemaError
+
+
+class Sink(Protocol):
+    def execute(self, statement: str) -> None: ...
+
+
+class PrintSink:
+    """Writes each statement, terminated as the dialect wants, for a DBA to review or run."""
+
+    def __init__(self, dialect: Dialect, out: TextIO) -> None:
+        self.dialect = dialect
+        self.out = out
+
+    def execute(self, statement: str) -> None:
+        text = statement.rstrip()
+        if self.dialect.terminator and not text.endswith(self.dialect.terminator):
+            text += self.dialect.terminator
+        self.out.write(text + "\n")
+        if self.dialect.batch_separator:
+            self.out.write(self.dialect.batch_separator + "\n")
+        self.out.write("\n")
+
+
+class ConnectionSink:
+    """Executes each statement on a connection (inside the caller's transaction)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(statement)
+
+
+def init_statements(dialect: Dialect, site: str) -> list[str]:
+    return dialect.statements("init", site_literal=literal(site))
+
+
+def trigger_statements(dialect: Dialect, info: TableInfo) -> list[str]:
+    return dialect.statements(
+        "capture_install",
+        table=info.table,
+        info=info,
+        function=dialect.capture_function(info.table.name),
+        version=__version__,
+        columns_hash=info.columns_hash,
+    )
+
+
+def uninstall_statements(dialect: Dialect, table: str) -> list[str]:
+    return dialect.statements(
+        "capture_uninstall",
+        table=dialect.table_ref(table),
+        function=dialect.capture_function(table),
+    )
+
+
+def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
+    """Send statements to the sink; when executing, all in one transaction."""
+    count = 0
+    if not execute:
+        for stmt in statements:
+            sink.execute(stmt)
+            count += 1
+        return count
+    try:
+        with conn.transaction():
+            for stmt in statements:
+                sink.execute(stmt)
+                count += 1
+    except Exception as exc:  # the database refused: nothing of it stays
+        if isinstance(exc, SchemaError | DatabaseError):
+            raise
+        raise DatabaseError(f"statement {count + 1} failed, nothing was installed: {exc}") from exc
+    return count
+
+
+def installed_site(dialect: Dialect, conn: Any) -> str | None:
+    """The site name recorded by `bridge init`, or None if bridge is not initialised."""
+    with conn.cursor() as cur:
+        cur.execute(dialect.render("introspect_table"), {"table": "bridge_meta"})
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return None
+        cur.execute(dialect.render("meta_get"), {"key": "site"})
+        value = cur.fetchone()
+    return str(value[0]) if value else None
+
+
+def init(dialect: Dialect, conn: Any, site: str, sink: Sink, execute: bool) -> int:
+    if execute:
+        current = installed_site(dialect, conn)
+        if current is not None and current != site:
+            raise SchemaError(
+                f"this database was initialised for site {current}, not {site}: check "
+                "'site' and 'database_url' in the configuration"
+            )
+    return run(conn, sink, init_statements(dialect, site), execute)
+
+
+def describe(dialect: Dialect, conn: Any, tables: Iterable[str]) -> list[TableInfo]:
+    """Introspect every table first, so a bad one stops the install before anything runs."""
+    return [dialect.introspect(conn, t) for t in tables]
+
+
+def install_triggers(
+    dialect: Dialect, conn: Any, tables: Iterable[str], sink: Sink, execute: bool
+) -> list[TableInfo]:
+    infos = describe(dialect, conn, tables)
+    if execute and installed_site(dialect, conn) is None:
+        raise SchemaError("bridge is not initialised in this database: run `bridge init` first")
+    run(conn, sink, (s for info in infos for s in trigger_statements(dialect, info)), execute)
+    return infos
+
+
+def uninstall_triggers(
+    dialect: Dialect, conn: Any, tables: Iterable[str], sink: Sink, execute: bool
+) -> int:
+    return run(conn, sink, (s for t in tables for s in uninstall_statements(dialect, t)), execute)
+
+
+def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:
+    """Tables whose capture trigger is missing or was generated for other columns."""
+    problems: dict[str, str] = {}
+    for table in tables:
+        info = dialect.introspect(conn, table)
+        with conn.cursor() as cur:
+            cur.execute(dialect.render("meta_get"), {"key": f"trigger:{table}"})
+            row = cur.fetchone()
+        if row is None:
+            problems[table] = "no capture trigger installed: run bridge install-triggers"
+            continue
+        meta = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+        if meta.get("columns_hash") != info.columns_hash:
+            problems[table] = (
+                "columns changed since the trigger was installed: run bridge install-triggers "
+                f"--table {table} again"
+            )
+    return problems

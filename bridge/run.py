@@ -1,0 +1,142 @@
+"""`bridge run`: the dispatcher, the consumer and (at the archive site) the archiver, each
+in its own thread with its own connections, until SIGTERM or SIGINT.
+
+On a signal each part finishes the batch in hand (the dispatcher waits for the confirms of
+what it published, the consumers commit and acknowledge what they hold) and the process
+exits 0. Anything that is not finished is redone after a restart: nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from bridge import install
+from bridge.apply import Applier
+from bridge.archive import Archiver
+from bridge.broker import Endpoints
+from bridge.cleanup import schedule
+from bridge.config import Config
+from bridge.consumer import Consumer
+from bridge.dialects import for_url
+from bridge.dispatcher import Dispatcher
+from bridge.errors import SchemaError
+from bridge.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    """One site's bridge process; `start()` then `stop()`, or `run_forever()`."""
+
+    def __init__(self, config: Config, stats: Stats | None = None) -> None:
+        self.config = config
+        self.dialect = for_url(config.database_url)
+        self.endpoints = Endpoints(config.amqp_urls, config.heartbeat)
+        self.stop_event = threading.Event()
+        self.stats = stats or Stats()
+        self.threads: list[threading.Thread] = []
+        self.failed = False
+
+    def check(self) -> None:
+        """Refuse to start on a database that is not ready; warn about column drift."""
+        conn = self.dialect.connect(self.config.database_url)
+        try:
+            site = install.installed_site(self.dialect, conn)
+            if site is None:
+                raise SchemaError("bridge is not initialised in this database: run bridge init")
+            if site != self.config.site:
+                raise SchemaError(
+                    f"this database belongs to site {site}, not {self.config.site}: check "
+                    "'site' and 'database_url'"
+                )
+            for table, problem in install.drift(
+                self.dialect, conn, [t.name for t in self.config.tables]
+            ).items():
+                log.error("site=%s table=%s %s", self.config.site, table, problem)
+        finally:
+            conn.close()
+
+    def start(self) -> None:
+        self.check()
+        parts: list[tuple[str, Callable[[], None]]] = [
+            (
+                "dispatcher",
+                Dispatcher(
+                    self.config, self.dialect, self.endpoints, self.stop_event, self.stats
+                ).run,
+            ),
+            (
+                "consumer",
+                Consumer(
+                    self.config,
+                    self.config.queue,
+                    Applier(self.config, self.dialect, connect_now=False),
+                    self.endpoints,
+                    self.stop_event,
+                    self.stats,
+                ).run,
+            ),
+            ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
+        ]
+        if self.config.is_archive:
+            parts.append(
+                (
+                    "archiver",
+                    Consumer(
+                        self.config,
+                        self.config.archive_queue,
+                        Archiver(self.config, self.dialect, connect_now=False),
+                        self.endpoints,
+                        self.stop_event,
+                        self.stats,
+                    ).run,
+                )
+            )
+        for name, target in parts:
+            thread = threading.Thread(
+                target=self._guard(name, target), name=f"bridge-{name}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        log.info(
+            "site=%s bridge running: %s", self.config.site, ", ".join(name for name, _ in parts)
+        )
+
+    def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except Exception:
+                log.exception("site=%s %s crashed; stopping the bridge", self.config.site, name)
+                self.failed = True
+                self.stop_event.set()
+
+        return run
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def run_forever(self, report_every: float = 30.0) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info(
+                "site=%s %s received: finishing the batch in hand",
+                self.config.site,
+                signal.Signals(signum).name,
+            )
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        while not self.stop_event.wait(report_every):
+            log.info("site=%s %s", self.config.site, self.stats)
+        self.stop()
+        log.info("site=%s stopped: %s", self.config.site, self.stats)

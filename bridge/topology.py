@@ -1,0 +1,66 @@
+"""Declare the broker topology (`bridge topology apply`); idempotent.
+
+- `bridge.events` fanout exchange -> quorum queue `SITE_<NAME>` per site and the archive
+  queue `SITE_<ARCHIVE>_HISTO`, each single-active-consumer (per-site order) with a delivery
+  limit, dead-lettered through `bridge.dlx` (direct) to `<queue>.dlq`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pika
+import pika.exceptions
+
+from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from bridge.config import site_queue
+from bridge.errors import BrokerError
+
+DELIVERY_LIMIT = 20
+
+
+def queue_names(sites: Sequence[str], archive_site: str) -> list[str]:
+    return [site_queue(s) for s in sites] + [f"{site_queue(archive_site)}_HISTO"]
+
+
+def apply(
+    channel: pika.adapters.blocking_connection.BlockingChannel,
+    sites: Sequence[str],
+    archive_site: str,
+    delivery_limit: int = DELIVERY_LIMIT,
+) -> list[str]:
+    """Declare exchanges, queues and bindings. Returns the queue names declared."""
+    declared: list[str] = []
+    try:
+        channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
+        channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
+        for queue in queue_names(sites, archive_site):
+            dlq = f"{queue}.dlq"
+            channel.queue_declare(
+                queue,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-single-active-consumer": True,
+                    "x-delivery-limit": delivery_limit,
+                    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                    "x-dead-letter-routing-key": dlq,
+                },
+            )
+            channel.queue_bind(queue, EVENTS_EXCHANGE)
+            channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=dlq)
+            declared += [queue, dlq]
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 406:
+            raise BrokerError(
+                f"a queue or exchange exists with other settings ({exc.reply_text}); delete it "
+                "(after draining it) or keep its settings, then run topology apply again"
+            ) from None
+        if exc.reply_code == 403:
+            raise BrokerError(
+                f"the broker user may not declare the topology ({exc.reply_text}); run "
+                "`bridge topology apply --amqp-url` with an administrator's URL"
+            ) from None
+        raise BrokerError(f"topology apply failed: {exc}") from None
+    return declared
