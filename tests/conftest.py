@@ -1,0 +1,175 @@
+"""Shared fixtures: real PostgreSQL databases and the real local RabbitMQ cluster.
+
+Services are started by `scripts/test` (the README's test command) before pytest runs;
+here we only connect, and fail with a clear message if they are not there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pika
+import psycopg
+import pytest
+
+from bridge import config as config_mod
+from bridge import install, topology
+from bridge.dialects import for_url
+from bridge.run import Bridge
+from bridge.stats import Stats
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+AMQP_ADMIN = os.environ.get("BRIDGE_TEST_AMQP", "amqp://admin:123456@127.0.0.1:5680/")
+SITES = ("PARIS", "LONDON", "MADRID")
+
+ORDERS_DDL = """
+CREATE TABLE orders (
+    id         bigint PRIMARY KEY,
+    customer   text NOT NULL,
+    amount     numeric(14, 4),
+    note       text,
+    updated_at timestamptz,
+    blob       bytea
+)
+"""
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
+             interval: float = 0.1) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def amqp_url_for(site: str, host_port: str = "127.0.0.1:5680") -> str:
+    user = site.lower()
+    return f"amqp://{user}:{user}-secret@{host_port}/"
+
+
+def pg_url(db: str) -> str:
+    return f"{PG}/{db}"
+
+
+def sql(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(pg_url(db), autocommit=True) as conn:
+        cur = conn.execute(query, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="session")
+def broker_users() -> None:
+    """Least-privilege broker users for the test sites (idempotent)."""
+    try:
+        pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN)).close()
+    except pika.exceptions.AMQPError as exc:
+        pytest.exit(f"the local RabbitMQ cluster is not reachable at 127.0.0.1:5680 ({exc!r}): "
+                    "start it with scripts/cluster start (scripts/test does)", returncode=3)
+    for site in SITES:
+        args = [str(ROOT / "scripts" / "cluster"), "add-site-user", site, f"{site.lower()}-secret"]
+        if site == "PARIS":
+            args.append("--archive")
+        subprocess.run(args, check=True, capture_output=True)
+
+
+@pytest.fixture
+def fresh_topology(broker_users: None) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    """Delete and declare the bridge queues: every test starts with empty queues."""
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
+    ch = conn.channel()
+    for q in topology.queue_names(SITES, "PARIS"):
+        ch.queue_delete(q)
+        ch.queue_delete(f"{q}.dlq")
+    topology.apply(ch, SITES, "PARIS")
+    yield ch
+    if conn.is_open:
+        conn.close()
+
+
+def make_config(site: str, db: str, **over: Any) -> config_mod.Config:
+    raw: dict[str, Any] = {
+        "site": site,
+        "database_url": pg_url(db),
+        "amqp_url": amqp_url_for(site),
+        "sites": list(SITES),
+        "archive_site": "PARIS",
+        "tables": {"orders": "lww"},
+        "poll_interval": 1.0,
+        "republish_after": 30.0,
+    }
+    raw.update(over)
+    return config_mod.from_mapping(raw)
+
+
+def create_site_db(db: str, ddl: str = ORDERS_DDL) -> None:
+    with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+        conn.execute(f'CREATE DATABASE "{db}"')
+    sql(db, ddl)
+
+
+def setup_site(cfg: config_mod.Config) -> None:
+    dialect = for_url(cfg.database_url)
+    with dialect.connect(cfg.database_url) as conn:
+        install.init(dialect, conn, cfg.site, install.ConnectionSink(conn), True)
+        install.install_triggers(dialect, conn, [t.name for t in cfg.tables],
+                                 install.ConnectionSink(conn), True)
+
+
+@pytest.fixture
+def sites(fresh_topology: Any, request: pytest.FixtureRequest) -> dict[str, config_mod.Config]:
+    """Three site databases with an `orders` table, bridge initialised and capturing."""
+    prefix = "bt_" + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
+    configs = {}
+    for site in SITES:
+        db = f"{prefix}_{site.lower()}"
+        create_site_db(db)
+        cfg = make_config(site, db)
+        setup_site(cfg)
+        configs[site] = cfg
+    return configs
+
+
+@contextmanager
+def running(*configs: config_mod.Config) -> Iterator[dict[str, Bridge]]:
+    """Run bridges in this process (threads) and stop them at the end."""
+    bridges = {c.site: Bridge(c, Stats()) for c in configs}
+    try:
+        for b in bridges.values():
+            b.start()
+        yield bridges
+    finally:
+        for b in bridges.values():
+            b.stop()
+
+
+def db_of(cfg: config_mod.Config) -> str:
+    return cfg.database_url.rsplit("/", 1)[1]
+
+
+def rows(cfg: config_mod.Config, table: str = "orders") -> list[tuple[Any, ...]]:
+    return sql(db_of(cfg), f"SELECT * FROM {table} ORDER BY 1")
+
+
+def converged(configs: list[config_mod.Config], table: str = "orders") -> bool:
+    first = rows(configs[0], table)
+    return all(rows(c, table) == first for c in configs[1:])
+
+
+def outbox_empty(cfg: config_mod.Config) -> bool:
+    return sql(db_of(cfg), "SELECT count(*) FROM bridge_outbox")[0][0] == 0
