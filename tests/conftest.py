@@ -27,7 +27,12 @@ from bridge.stats import Stats
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 AMQP_ADMIN = os.environ.get("BRIDGE_TEST_AMQP", "amqp://admin:123456@127.0.0.1:5680/")
-SITES = ("PARIS", "LONDON", "MADRID")
+# Site names of the tests; BRIDGE_TEST_SITE_SUFFIX keeps a test run off the queues of a
+# demo or a benchmark running on the same cluster (e.g. _T gives PARIS_T, SITE_PARIS_T).
+SUFFIX = os.environ.get("BRIDGE_TEST_SITE_SUFFIX", "")
+NAMES = ("PARIS", "LONDON", "MADRID")
+SITES = tuple(n + SUFFIX for n in NAMES)
+ARCHIVE = SITES[0]
 
 ORDERS_DDL = """
 CREATE TABLE orders (
@@ -79,7 +84,7 @@ def broker_users() -> None:
                     "start it with scripts/cluster start (scripts/test does)", returncode=3)
     for site in SITES:
         args = [str(ROOT / "scripts" / "cluster"), "add-site-user", site, f"{site.lower()}-secret"]
-        if site == "PARIS":
+        if site == ARCHIVE:
             args.append("--archive")
         subprocess.run(args, check=True, capture_output=True)
 
@@ -89,10 +94,10 @@ def fresh_topology(broker_users: None) -> Iterator[pika.adapters.blocking_connec
     """Delete and declare the bridge queues: every test starts with empty queues."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
     ch = conn.channel()
-    for q in topology.queue_names(SITES, "PARIS"):
+    for q in topology.queue_names(SITES, ARCHIVE):
         ch.queue_delete(q)
         ch.queue_delete(f"{q}.dlq")
-    topology.apply(ch, SITES, "PARIS")
+    topology.apply(ch, SITES, ARCHIVE)
     yield ch
     if conn.is_open:
         conn.close()
@@ -104,7 +109,7 @@ def make_config(site: str, db: str, **over: Any) -> config_mod.Config:
         "database_url": pg_url(db),
         "amqp_url": amqp_url_for(site),
         "sites": list(SITES),
-        "archive_site": "PARIS",
+        "archive_site": ARCHIVE,
         "tables": {"orders": "lww"},
         "poll_interval": 1.0,
         "republish_after": 30.0,
@@ -133,15 +138,16 @@ def setup_site(cfg: config_mod.Config) -> None:
 
 @pytest.fixture
 def sites(fresh_topology: Any, request: pytest.FixtureRequest) -> dict[str, config_mod.Config]:
-    """Three site databases with an `orders` table, bridge initialised and capturing."""
+    """Three site databases with an `orders` table, bridge initialised and capturing,
+    keyed PARIS, LONDON, MADRID (the configs carry the real site names)."""
     prefix = "bt_" + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
     configs = {}
-    for site in SITES:
-        db = f"{prefix}_{site.lower()}"
+    for name, site in zip(NAMES, SITES, strict=True):
+        db = f"{prefix}_{name.lower()}"
         create_site_db(db)
         cfg = make_config(site, db)
         setup_site(cfg)
-        configs[site] = cfg
+        configs[name] = cfg
     return configs
 
 

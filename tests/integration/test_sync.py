@@ -11,6 +11,7 @@ import pytest
 from bridge import verify
 from bridge.broker import EVENTS_EXCHANGE
 from tests.conftest import (
+    SITES,
     amqp_url_for,
     converged,
     db_of,
@@ -24,12 +25,12 @@ from tests.conftest import (
 pytestmark = pytest.mark.integration
 
 
-def peers_of(sites, site):
-    return {s: c.database_url for s, c in sites.items() if s != site}
+PARIS, LONDON, MADRID = SITES
 
 
 def assert_verified(sites):
-    sums, differing = verify.verify(sites["PARIS"], peers_of(sites, "PARIS"))
+    peers = {c.site: c.database_url for c in sites.values() if c.site != PARIS}
+    sums, differing = verify.verify(sites["PARIS"], peers)
     assert differing == [], sums
 
 
@@ -72,7 +73,7 @@ def test_applied_change_is_not_captured_again(sites):
         # nothing but the one change was ever published: no echo loop
         for c in cfgs:
             inbox = sql(db_of(c), "SELECT origin FROM bridge_inbox")
-            assert inbox == ([] if c.site == "LONDON" else [("LONDON",)])
+            assert inbox == ([] if c.site == LONDON else [(LONDON,)])
 
 
 def publish_raw(body: bytes, user_site: str, **props) -> None:
@@ -96,19 +97,19 @@ def event_body(origin: str, id_: str | None = None, table: str = "orders", key: 
 
 def test_duplicate_delivery_is_applied_once(sites):
     cfgs = list(sites.values())
-    body = event_body("LONDON", key=7)
+    body = event_body(LONDON, key=7)
     with running(*cfgs) as bridges:
-        publish_raw(body, "LONDON")
-        publish_raw(body, "LONDON")
-        publish_raw(event_body("LONDON", key=8), "LONDON")  # a marker after the duplicate
+        publish_raw(body, LONDON)
+        publish_raw(body, LONDON)
+        publish_raw(event_body(LONDON, key=8), LONDON)  # a marker after the duplicate
         wait_for(lambda: len(rows(sites["MADRID"])) == 2 and len(rows(sites["PARIS"])) == 2,
                  30, "both events applied")
-        wait_for(lambda: bridges["MADRID"].stats.snapshot().get("duplicate") == 1, 30,
+        wait_for(lambda: bridges[MADRID].stats.snapshot().get("duplicate") == 1, 30,
                  "the duplicate seen and skipped at MADRID")
     for site in ("PARIS", "MADRID"):
         assert sql(db_of(sites[site]), "SELECT count(*) FROM bridge_inbox")[0][0] == 2
         assert sql(db_of(sites[site]), "SELECT count(*) FROM bridge_conflicts")[0][0] == 0
-    assert bridges["PARIS"].stats.snapshot().get("duplicate") == 1
+    assert bridges[PARIS].stats.snapshot().get("duplicate") == 1
     archive = sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0]
     assert archive == 2
 
@@ -131,7 +132,7 @@ def test_concurrent_updates_converge_to_the_later_write(sites):
     lost = sql(paris, "SELECT incoming_origin, reason FROM bridge_conflicts") + \
         sql(london, "SELECT incoming_origin, reason FROM bridge_conflicts") + \
         sql(db_of(sites["MADRID"]), "SELECT incoming_origin, reason FROM bridge_conflicts")
-    assert ("PARIS", ) in [(o,) for o, _ in lost]
+    assert PARIS in [o for o, _ in lost]
 
 
 def test_delete_is_not_resurrected_by_an_older_update_arriving_late(sites):
@@ -150,7 +151,7 @@ def test_delete_is_not_resurrected_by_an_older_update_arriving_late(sites):
     for db in (paris, london, madrid):
         assert sql(db, "SELECT count(*) FROM orders")[0][0] == 0
         tomb = sql(db, "SELECT deleted, origin FROM bridge_row_version WHERE row_key = '{\"id\": 5}'")
-        assert tomb == [(True, "PARIS")]
+        assert tomb == [(True, PARIS)]
     reasons = sql(madrid, "SELECT reason FROM bridge_conflicts")
     assert reasons and "older than the local version" in reasons[0][0]
 
@@ -167,12 +168,12 @@ def dlq_messages(channel, queue):
 @pytest.mark.parametrize(
     ("body", "user", "reason"),
     [
-        (b"{not json", "LONDON", "not JSON"),
-        (json.dumps({"id": str(uuid.uuid4()), "origin": "LONDON"}).encode(), "LONDON",
+        (b"{not json", LONDON, "not JSON"),
+        (json.dumps({"id": str(uuid.uuid4()), "origin": LONDON}).encode(), LONDON,
          "missing field"),
-        (event_body("LONDON", table="salaries"), "LONDON", "not in site"),
-        (event_body("PARIS"), "LONDON", "does not match the publishing broker user"),
-        (event_body("LONDON", bogus="x"), "LONDON", "unknown column"),
+        (event_body(LONDON, table="salaries"), LONDON, "not in site"),
+        (event_body(PARIS), LONDON, "does not match the publishing broker user"),
+        (event_body(LONDON, bogus="x"), LONDON, "unknown column"),
     ],
     ids=["not-json", "missing-field", "unknown-table", "forged-origin", "unknown-column"],
 )
@@ -180,12 +181,13 @@ def test_bad_input_is_dead_lettered_and_the_flow_continues(sites, fresh_topology
                                                             reason):
     with running(sites["MADRID"]):
         publish_raw(body, user)
-        publish_raw(event_body("LONDON", key=9), "LONDON")  # a good one after the bad one
+        publish_raw(event_body(LONDON, key=9), LONDON)  # a good one after the bad one
         wait_for(lambda: rows(sites["MADRID"]), 30, "the good event applied")
-    got = wait_for(lambda: dlq_messages(fresh_topology, "SITE_MADRID"), 10, "dead letter")
+    queue = sites["MADRID"].queue
+    got = wait_for(lambda: dlq_messages(fresh_topology, queue), 10, "dead letter")
     assert len(got) == 1
     headers, dead_body = got[0]
     assert reason in headers["x-bridge-reason"]
-    assert headers["x-bridge-queue"] == "SITE_MADRID"
+    assert headers["x-bridge-queue"] == queue
     assert dead_body == body
     assert [r[0] for r in rows(sites["MADRID"])] == [9]

@@ -1,0 +1,151 @@
+"""init / install-triggers / uninstall-triggers through the CLI, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import main
+from tests.conftest import create_site_db, pg_url, sql
+
+pytestmark = pytest.mark.integration
+
+DB = "bt_install"
+
+
+@pytest.fixture
+def env():
+    create_site_db(DB)
+    sql(DB, "CREATE TABLE nokey (a int)")
+    sql(DB, 'CREATE TABLE "Mixed Case" (id int PRIMARY KEY)')
+    return {
+        "BRIDGE_SITE": "PARIS",
+        "BRIDGE_DATABASE_URL": pg_url(DB),
+        "BRIDGE_AMQP_URL": "amqp://paris:x@127.0.0.1:5680/",
+        "BRIDGE_SITES": "PARIS,LONDON",
+        "BRIDGE_TABLES": "orders",
+    }
+
+
+def bridge(env, *args):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def bridge_tables():
+    return {r[0] for r in sql(DB, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'bridge%%'")}
+
+
+def triggers(table="orders"):
+    return sorted(r[0] for r in sql(
+        DB, "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+        table))
+
+
+def test_sql_prints_and_changes_nothing(env):
+    out = bridge(env, "init", "--sql")
+    assert out.exit_code == 0, out.output
+    assert "CREATE TABLE IF NOT EXISTS bridge_outbox" in out.output
+    assert bridge_tables() == set()
+    assert bridge(env, "init").exit_code == 0
+    before = bridge_tables()
+    assert {"bridge_outbox", "bridge_inbox", "bridge_row_version", "bridge_conflicts",
+            "bridge_archive", "bridge_meta"} <= before
+
+    out = bridge(env, "install-triggers", "--table", "orders", "--sql")
+    assert out.exit_code == 0, out.output
+    assert 'CREATE TRIGGER bridge_capture_insert AFTER INSERT ON "orders"' in out.output
+    assert "current_setting('bridge.applying', true)" in out.output
+    assert triggers() == []
+
+    # the printed SQL is exactly what a real install runs: applying it by hand installs
+    subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", pg_url(DB)], input=out.output,
+                   text=True, check=True, capture_output=True)
+    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert",
+                          "bridge_capture_update"]
+    sql(DB, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
+    assert sql(DB, "SELECT type, origin FROM bridge_outbox") == [("orders.insert", "PARIS")]
+
+    out = bridge(env, "uninstall-triggers", "--table", "orders", "--sql")
+    assert "DROP TRIGGER IF EXISTS bridge_capture_insert" in out.output
+    assert len(triggers()) == 3
+
+
+def test_install_is_repeatable_and_uninstall_removes(env):
+    assert bridge(env, "init").exit_code == 0
+    assert bridge(env, "init").exit_code == 0
+    for _ in range(2):
+        out = bridge(env, "install-triggers", "-t", "orders")
+        assert out.exit_code == 0, out.output
+    assert len(triggers()) == 3
+    sql(DB, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
+    assert sql(DB, "SELECT count(*) FROM bridge_outbox")[0][0] == 1
+    out = bridge(env, "uninstall-triggers", "-t", "orders")
+    assert out.exit_code == 0, out.output
+    assert triggers() == []
+    sql(DB, "INSERT INTO orders (id, customer) VALUES (2, 'y')")
+    assert sql(DB, "SELECT count(*) FROM bridge_outbox")[0][0] == 1
+    assert bridge(env, "uninstall-triggers", "-t", "orders").exit_code == 0
+
+
+def test_quoted_mixed_case_table(env):
+    assert bridge(env, "init").exit_code == 0
+    out = bridge(env, "install-triggers", "-t", "Mixed Case")
+    assert out.exit_code == 1
+    assert "not a valid identifier" in out.output
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("missing", "does not exist"),
+        ("nokey", "has no primary key"),
+        ('orders"; DROP TABLE orders; --', "not a valid identifier"),
+    ],
+)
+def test_bad_table_is_refused_and_nothing_is_half_installed(env, table, message):
+    assert bridge(env, "init").exit_code == 0
+    out = bridge(env, "install-triggers", "-t", "orders", "-t", table)
+    assert out.exit_code == 1
+    assert message in out.output
+    assert triggers() == []  # orders came first, and was not installed either
+    assert sql(DB, "SELECT count(*) FROM bridge_meta WHERE key LIKE 'trigger:%%'")[0][0] == 0
+
+
+def test_install_before_init_says_what_to_do(env):
+    out = bridge(env, "install-triggers", "-t", "orders")
+    assert out.exit_code == 1
+    assert "run `bridge init` first" in out.output
+
+
+def test_init_refuses_another_sites_database(env):
+    assert bridge(env, "init").exit_code == 0
+    out = bridge({**env, "BRIDGE_SITE": "LONDON"}, "init")
+    assert out.exit_code == 1
+    assert "initialised for site PARIS" in out.output
+
+
+def test_status_reports_drift(env):
+    assert bridge(env, "init").exit_code == 0
+    assert bridge(env, "install-triggers").exit_code == 0
+    out = bridge(env, "status")
+    assert out.exit_code == 0, out.output
+    assert "capture trigger up to date" in out.output
+    sql(DB, "ALTER TABLE orders ADD COLUMN extra text")
+    out = bridge(env, "status")
+    assert "columns changed since the trigger was installed" in out.output
+
+
+def test_config_error_names_the_key(env):
+    out = bridge({k: v for k, v in env.items() if k != "BRIDGE_SITES"}, "init")
+    assert out.exit_code == 1
+    assert "missing configuration key 'sites'" in out.output
+
+
+def test_python_dash_m_bridge_help():
+    out = subprocess.run([sys.executable, "-m", "bridge", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "install-triggers" in out.stdout
+    assert "Typical setup of one site" in out.stdout
