@@ -57,6 +57,7 @@ class TableInfo:
     columns: tuple[Column, ...]
     pk: tuple[Column, ...]
     non_pk: tuple[Column, ...] = field(default=())
+    identity_always: bool = False  # a GENERATED ALWAYS identity column needs an override
 
     @property
     def columns_hash(self) -> str:

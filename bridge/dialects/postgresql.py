@@ -90,4 +90,7 @@ class PostgresDialect(Dialect):
                 f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
             )
         non_pk = tuple(c for c in columns if c not in pk)
-        return TableInfo(table=ref, columns=columns, pk=pk, non_pk=non_pk)
+        identity = any(r["identity_always"] for r in rows)
+        return TableInfo(
+            table=ref, columns=columns, pk=pk, non_pk=non_pk, identity_always=identity
+        )
