@@ -2,7 +2,7 @@
 
 Decimals travel as strings (full precision), timestamps as ISO-8601 (UTC with `Z` when the
 column has a time zone), bytes as base64, integers as JSON numbers (exact in Python at any
-size). Capture templates produce exactly this encoding in SQL; `encode_value` produces it
+size), JSON documents as their text (so a JSON `null` stays distinct from SQL NULL). Capture templates produce exactly this encoding in SQL; `encode_value` produces it
 in Python (used by `verify`), `decode_value` turns it back into a Python value for a column
 of a given kind.
 """
@@ -59,14 +59,20 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dict | list):
-        return value
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     raise TypeError(f"cannot encode {type(value).__name__} value {value!r}")
 
 
+INFINITIES = ("infinity", "-infinity")
+
+
 def decode_value(value: Any, kind: str) -> Any:
-    """The JSON form of a value -> the Python value for a column of `kind`."""
+    """The JSON form of a value -> the Python value for a column of `kind`. Infinite
+    dates and timestamps stay strings: the database casts them back."""
     if value is None:
         return None
+    if kind in ("timestamptz", "timestamp", "date") and value in INFINITIES:
+        return value
     if kind == "int":
         return int(value)
     if kind == "float":
@@ -89,7 +95,7 @@ def decode_value(value: Any, kind: str) -> Any:
     if kind == "time":
         return dt.time.fromisoformat(str(value))
     if kind == "json":
-        return value
+        return value if isinstance(value, str) else json.dumps(value)
     if kind == "uuid":
         return uuid.UUID(str(value))
     if kind == "text":

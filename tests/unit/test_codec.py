@@ -28,7 +28,7 @@ CASES = [
     (dt.date(2026, 2, 28), "date"),
     (dt.time(23, 59, 59, 1), "time"),
     (uuid.UUID("0b6f1c7e-2f7e-4a0b-9d7e-1f2e3d4c5b6a"), "uuid"),
-    ({"a": [1, 2, {"b": None}]}, "json"),
+    ('{"a": [1, 2, {"b": null}]}', "json"),
 ]
 
 
