@@ -134,9 +134,12 @@ def load(
             raw = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    known = set(Config.__dataclass_fields__)
     for key, value in environ.items():
-        if key.startswith("BRIDGE_") and key != "BRIDGE_CONFIG":
-            raw[key[len("BRIDGE_") :].lower()] = value
+        name = key[len("BRIDGE_") :].lower()
+        # other BRIDGE_* variables belong to the project's scripts (BRIDGE_CLUSTER_DIR, ...)
+        if key.startswith("BRIDGE_") and name in known:
+            raw[name] = value
     return from_mapping(raw)
 
 

@@ -109,10 +109,14 @@ class Consumer:
                 if pending and (
                     len(pending) >= self.config.prefetch or not self._more_waiting(conn, pending)
                 ):
-                    self._process(conn, channel, dead_letters, pending)
-                    pending = []
+                    # deliveries that arrive while this batch is processed (the broker
+                    # connection is serviced during database retries) go to a new list:
+                    # the batch's ack must cover exactly what was applied
+                    batch, pending = pending, []
+                    self._process(conn, channel, dead_letters, batch)
             if pending:  # stopping: finish the batch in hand
-                self._process(conn, channel, dead_letters, pending)
+                batch, pending = pending, []
+                self._process(conn, channel, dead_letters, batch)
         finally:
             try:
                 if conn.is_open:

@@ -79,6 +79,7 @@ def test_environment_only(tmp_path):
         "BRIDGE_SITES": "PARIS,LONDON",
         "BRIDGE_TABLES": "orders",
         "BRIDGE_PEERS": "PARIS=postgresql://127.0.0.1/paris",
+        "BRIDGE_CLUSTER_DIR": "/var/tmp/x",  # a script's variable, not a config key
     }
     cfg = config.load(None, env=env, dotenv=tmp_path / "none")
     assert cfg.amqp_urls == ["amqp://a@h1/", "amqp://a@h2/"]
