@@ -15,7 +15,6 @@ from bridge.dialects.base import close_quietly
 from bridge.errors import DatabaseError
 from bridge.event import Event
 
-
 ARCHIVED, ARCHIVE_DUPLICATE = "archived", "archive_duplicate"
 
 

@@ -2,9 +2,10 @@
 
 Decimals travel as strings (full precision), timestamps as ISO-8601 (UTC with `Z` when the
 column has a time zone), bytes as base64, integers as JSON numbers (exact in Python at any
-size), JSON documents as their text (so a JSON `null` stays distinct from SQL NULL). Capture templates produce exactly this encoding in SQL; `encode_value` produces it
-in Python (used by `verify`), `decode_value` turns it back into a Python value for a column
-of a given kind.
+size), JSON documents as their text (so a JSON `null` stays distinct from SQL NULL).
+Capture templates produce exactly this encoding in SQL; `encode_value` produces it in
+Python (used by `verify`), `decode_value` turns it back into a Python value for a column of
+a given kind.
 """
 
 from __future__ import annotations

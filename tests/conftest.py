@@ -47,8 +47,12 @@ CREATE TABLE orders (
 """
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.1) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.1,
+) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -81,8 +85,11 @@ def broker_users() -> None:
     try:
         pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN)).close()
     except pika.exceptions.AMQPError as exc:
-        pytest.exit(f"the local RabbitMQ cluster is not reachable at 127.0.0.1:5680 ({exc!r}): "
-                    "start it with scripts/cluster start (scripts/test does)", returncode=3)
+        pytest.exit(
+            f"the local RabbitMQ cluster is not reachable at 127.0.0.1:5680 ({exc!r}): "
+            "start it with scripts/cluster start (scripts/test does)",
+            returncode=3,
+        )
     for site in SITES:
         args = [str(ROOT / "scripts" / "cluster"), "add-site-user", site, f"{site.lower()}-secret"]
         if site == ARCHIVE:
@@ -92,7 +99,9 @@ def broker_users() -> None:
 
 
 @pytest.fixture
-def fresh_topology(broker_users: None) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+def fresh_topology(
+    broker_users: None,
+) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
     """Delete and declare the bridge queues: every test starts with empty queues."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
     ch = conn.channel()
@@ -134,8 +143,9 @@ def setup_site(cfg: config_mod.Config) -> None:
     dialect = for_url(cfg.database_url)
     with dialect.connect(cfg.database_url) as conn:
         install.init(dialect, conn, cfg.site, install.ConnectionSink(conn), True)
-        install.install_triggers(dialect, conn, [t.name for t in cfg.tables],
-                                 install.ConnectionSink(conn), True)
+        install.install_triggers(
+            dialect, conn, [t.name for t in cfg.tables], install.ConnectionSink(conn), True
+        )
 
 
 @pytest.fixture

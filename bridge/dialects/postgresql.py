@@ -91,6 +91,4 @@ class PostgresDialect(Dialect):
             )
         non_pk = tuple(c for c in columns if c not in pk)
         identity = any(r["identity_always"] for r in rows)
-        return TableInfo(
-            table=ref, columns=columns, pk=pk, non_pk=non_pk, identity_always=identity
-        )
+        return TableInfo(table=ref, columns=columns, pk=pk, non_pk=non_pk, identity_always=identity)

@@ -11,8 +11,13 @@ from tests.conftest import ROOT, db_of, sql
 
 
 def cluster(*args: str) -> str:
-    done = subprocess.run([str(ROOT / "scripts" / "cluster"), *args], check=True,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "cluster"), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done.stdout
 
 
@@ -30,8 +35,13 @@ class Writer(threading.Thread):
         for i in self.ids:
             if self.stop.is_set():
                 return
-            sql(db, "INSERT INTO orders (id, customer, amount) VALUES (%s, %s, %s)",
-                i, self.cfg.site, i % 1000)
+            sql(
+                db,
+                "INSERT INTO orders (id, customer, amount) VALUES (%s, %s, %s)",
+                i,
+                self.cfg.site,
+                i % 1000,
+            )
             if i % self.op_every == 0:
                 sql(db, "UPDATE orders SET note = 'touched' WHERE id = %s", i)
             self.written.append(i)
@@ -40,8 +50,10 @@ class Writer(threading.Thread):
 
 @contextmanager
 def writers(cfgs, per_site: int) -> Iterator[list[Writer]]:
-    ws = [Writer(c, range(n * 1_000_000 + 1, n * 1_000_000 + per_site + 1))
-          for n, c in enumerate(cfgs)]
+    ws = [
+        Writer(c, range(n * 1_000_000 + 1, n * 1_000_000 + per_site + 1))
+        for n, c in enumerate(cfgs)
+    ]
     for w in ws:
         w.start()
     try:

@@ -30,15 +30,23 @@ def test_one_node_lost_while_events_flow(sites, how):
                 w.join(300)
             total = sum(len(w.written) for w in ws)
             assert total == 3 * per_site
-            wait_for(lambda: all(n == total for n in counts(cfgs).values()), 180,
-                     f"all {total} rows at every site")
+            wait_for(
+                lambda: all(n == total for n in counts(cfgs).values()),
+                180,
+                f"all {total} rows at every site",
+            )
             wait_for(lambda: converged(cfgs), 60, "identical rows")
             wait_for(lambda: all(outbox_empty(c) for c in cfgs), 120, "outboxes drained")
             archived = sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0]
             expected_events = 3 * (per_site + per_site // 5)
-            wait_for(lambda: sql(db_of(sites["PARIS"]),
-                                 "SELECT count(*) FROM bridge_archive")[0][0] == expected_events,
-                     120, f"{expected_events} events archived")
+            wait_for(
+                lambda: (
+                    sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0]
+                    == expected_events
+                ),
+                120,
+                f"{expected_events} events archived",
+            )
             stats = {s: b.stats.snapshot() for s, b in bridges.items()}
     finally:
         cluster("start-node", "1")
@@ -48,6 +56,8 @@ def test_one_node_lost_while_events_flow(sites, how):
     for c in cfgs:
         applied = sql(db_of(c), "SELECT count(*), count(DISTINCT event_id) FROM bridge_inbox")[0]
         assert applied[0] == applied[1] == 2 * (per_site + per_site // 5)  # other two sites
-    print(f"\n{how}: rows per site {counts(cfgs)}, archived {archived}, lost 0, "
-          f"applied twice 0, stats {stats}")
+    print(
+        f"\n{how}: rows per site {counts(cfgs)}, archived {archived}, lost 0, "
+        f"applied twice 0, stats {stats}"
+    )
     assert len(rows(cfgs[0])) == 3 * per_site

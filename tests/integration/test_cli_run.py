@@ -16,15 +16,17 @@ pytestmark = pytest.mark.integration
 
 def env_of(cfg) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env.update({
-        "BRIDGE_SITE": cfg.site,
-        "BRIDGE_DATABASE_URL": cfg.database_url,
-        "BRIDGE_AMQP_URL": cfg.amqp_url,
-        "BRIDGE_SITES": ",".join(cfg.sites),
-        "BRIDGE_ARCHIVE_SITE": cfg.archive_site,
-        "BRIDGE_TABLES": "orders",
-        "BRIDGE_POLL_INTERVAL": "1",
-    })
+    env.update(
+        {
+            "BRIDGE_SITE": cfg.site,
+            "BRIDGE_DATABASE_URL": cfg.database_url,
+            "BRIDGE_AMQP_URL": cfg.amqp_url,
+            "BRIDGE_SITES": ",".join(cfg.sites),
+            "BRIDGE_ARCHIVE_SITE": cfg.archive_site,
+            "BRIDGE_TABLES": "orders",
+            "BRIDGE_POLL_INTERVAL": "1",
+        }
+    )
     return env
 
 
@@ -35,8 +37,11 @@ def test_bridge_run_syncs_and_exits_0_on_sigterm(sites, tmp_path):
         for name in ("PARIS", "LONDON"):
             logs[name] = open(tmp_path / f"{name}.log", "w+")  # noqa: SIM115 - closed below
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run"], env=env_of(sites[name]),
-                stdout=logs[name], stderr=subprocess.STDOUT, cwd=tmp_path,
+                [sys.executable, "-m", "bridge", "run"],
+                env=env_of(sites[name]),
+                stdout=logs[name],
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
             )
 
         def ready(name: str) -> bool:
@@ -46,8 +51,11 @@ def test_bridge_run_syncs_and_exits_0_on_sigterm(sites, tmp_path):
         wait_for(lambda: all(ready(n) for n in procs), 60, "both bridges ready")
         sql(db_of(sites["PARIS"]), "INSERT INTO orders (id, customer) VALUES (1, 'p')")
         sql(db_of(sites["LONDON"]), "INSERT INTO orders (id, customer) VALUES (2, 'l')")
-        wait_for(lambda: len(rows(sites["PARIS"])) == 2 and len(rows(sites["LONDON"])) == 2,
-                 60, "rows exchanged by the two processes")
+        wait_for(
+            lambda: len(rows(sites["PARIS"])) == 2 and len(rows(sites["LONDON"])) == 2,
+            60,
+            "rows exchanged by the two processes",
+        )
         for p in procs.values():
             p.send_signal(signal.SIGTERM)
         for name, p in procs.items():

@@ -35,13 +35,20 @@ def bridge(env, *args):
 
 
 def bridge_tables():
-    return {r[0] for r in sql(DB, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'bridge%%'")}
+    return {
+        r[0] for r in sql(DB, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'bridge%%'")
+    }
 
 
 def triggers(table="orders"):
-    return sorted(r[0] for r in sql(
-        DB, "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
-        table))
+    return sorted(
+        r[0]
+        for r in sql(
+            DB,
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+            table,
+        )
+    )
 
 
 def test_sql_prints_and_changes_nothing(env):
@@ -51,8 +58,14 @@ def test_sql_prints_and_changes_nothing(env):
     assert bridge_tables() == set()
     assert bridge(env, "init").exit_code == 0
     before = bridge_tables()
-    assert {"bridge_outbox", "bridge_inbox", "bridge_row_version", "bridge_conflicts",
-            "bridge_archive", "bridge_meta"} <= before
+    assert {
+        "bridge_outbox",
+        "bridge_inbox",
+        "bridge_row_version",
+        "bridge_conflicts",
+        "bridge_archive",
+        "bridge_meta",
+    } <= before
 
     out = bridge(env, "install-triggers", "--table", "orders", "--sql")
     assert out.exit_code == 0, out.output
@@ -61,10 +74,14 @@ def test_sql_prints_and_changes_nothing(env):
     assert triggers() == []
 
     # the printed SQL is exactly what a real install runs: applying it by hand installs
-    subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", pg_url(DB)], input=out.output,
-                   text=True, check=True, capture_output=True)
-    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert",
-                          "bridge_capture_update"]
+    subprocess.run(
+        ["psql", "-v", "ON_ERROR_STOP=1", "-q", pg_url(DB)],
+        input=out.output,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert", "bridge_capture_update"]
     sql(DB, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
     assert sql(DB, "SELECT type, origin FROM bridge_outbox") == [("orders.insert", "PARIS")]
 
@@ -145,7 +162,8 @@ def test_config_error_names_the_key(env):
 
 
 def test_python_dash_m_bridge_help():
-    out = subprocess.run([sys.executable, "-m", "bridge", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bridge", "--help"], capture_output=True, text=True, check=True
+    )
     assert "install-triggers" in out.stdout
     assert "Typical setup of one site" in out.stdout

@@ -40,25 +40,37 @@ def test_insert_update_delete_at_each_site_converge(sites):
         for n, cfg in enumerate(cfgs):
             db = db_of(cfg)
             base = 100 * (n + 1)
-            sql(db, "INSERT INTO orders (id, customer, amount, note, updated_at, blob) "
-                    "VALUES (%s, %s, 12.5, 'héllo ✓', now(), '\\x00ff'), (%s, %s, 1, NULL, NULL, NULL), "
-                    "(%s, %s, 99999999.9999, 'x', now(), NULL)",
-                base, cfg.site, base + 1, cfg.site, base + 2, cfg.site)
+            sql(
+                db,
+                "INSERT INTO orders (id, customer, amount, note, updated_at, blob) "
+                "VALUES (%s, %s, 12.5, 'héllo ✓', now(), '\\x00ff'), "
+                "(%s, %s, 1, NULL, NULL, NULL), (%s, %s, 99999999.9999, 'x', now(), NULL)",
+                base,
+                cfg.site,
+                base + 1,
+                cfg.site,
+                base + 2,
+                cfg.site,
+            )
             sql(db, "UPDATE orders SET amount = amount + 1, note = 'updated' WHERE id = %s", base)
             sql(db, "DELETE FROM orders WHERE id = %s", base + 1)
         wait_for(lambda: converged(cfgs) and len(rows(cfgs[0])) == 6, 60, "convergence")
         assert_verified(sites)
         wait_for(lambda: all(outbox_empty(c) for c in cfgs), 30, "outboxes drained by echoes")
         # every local change of every site is archived exactly once (3 sites x 5 events)
-        wait_for(lambda: sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0]
-                 == 15, 30, "archive holds the 15 events")
+        wait_for(
+            lambda: sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0] == 15,
+            30,
+            "archive holds the 15 events",
+        )
     paris_rows = {r[0]: r for r in rows(sites["PARIS"])}
     assert paris_rows[100][3] == "updated"
     assert str(paris_rows[100][2]) == "13.5000"
     assert bytes(paris_rows[100][5]) == b"\x00\xff"
     assert 101 not in paris_rows
-    counts = sql(db_of(sites["PARIS"]),
-                 "SELECT count(*), count(DISTINCT event_id) FROM bridge_archive")[0]
+    counts = sql(
+        db_of(sites["PARIS"]), "SELECT count(*), count(DISTINCT event_id) FROM bridge_archive"
+    )[0]
     assert counts[0] == counts[1] == 15
 
 
@@ -68,8 +80,11 @@ def test_applied_change_is_not_captured_again(sites):
         sql(db_of(sites["LONDON"]), "INSERT INTO orders (id, customer) VALUES (1, 'a')")
         wait_for(lambda: converged(cfgs) and rows(cfgs[0]), 30, "convergence")
         wait_for(lambda: all(outbox_empty(c) for c in cfgs), 30, "outboxes drained")
-        wait_for(lambda: sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0]
-                 == 1, 30, "the one event archived")
+        wait_for(
+            lambda: sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0] == 1,
+            30,
+            "the one event archived",
+        )
         # nothing but the one change was ever published: no echo loop
         for c in cfgs:
             inbox = sql(db_of(c), "SELECT origin FROM bridge_inbox")
@@ -81,18 +96,47 @@ def publish_raw(body: bytes, user_site: str, **props) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url_for(user_site)))
     ch = conn.channel()
     ch.confirm_delivery()
-    ch.basic_publish(EVENTS_EXCHANGE, "", body,
-                     pika.BasicProperties(user_id=user_site.lower(), delivery_mode=2, **props))
+    ch.basic_publish(
+        EVENTS_EXCHANGE,
+        "",
+        body,
+        pika.BasicProperties(user_id=user_site.lower(), delivery_mode=2, **props),
+    )
     conn.close()
 
 
-def event_body(origin: str, id_: str | None = None, table: str = "orders", key: int = 7,
-               ts: str = "2026-01-01T00:00:00.000000Z", op: str = "insert", **row) -> bytes:
-    data = {"table": table, "op": op, "key": {"id": key},
-            "row": {"id": key, "customer": "c", "amount": "1.5", "note": None,
-                    "updated_at": None, "blob": None, **row}}
-    return json.dumps({"id": id_ or str(uuid.uuid4()), "timestamp": ts, "origin": origin,
-                       "type": f"{table}.{op}", "data": data}).encode()
+def event_body(
+    origin: str,
+    id_: str | None = None,
+    table: str = "orders",
+    key: int = 7,
+    ts: str = "2026-01-01T00:00:00.000000Z",
+    op: str = "insert",
+    **row,
+) -> bytes:
+    data = {
+        "table": table,
+        "op": op,
+        "key": {"id": key},
+        "row": {
+            "id": key,
+            "customer": "c",
+            "amount": "1.5",
+            "note": None,
+            "updated_at": None,
+            "blob": None,
+            **row,
+        },
+    }
+    return json.dumps(
+        {
+            "id": id_ or str(uuid.uuid4()),
+            "timestamp": ts,
+            "origin": origin,
+            "type": f"{table}.{op}",
+            "data": data,
+        }
+    ).encode()
 
 
 def test_duplicate_delivery_is_applied_once(sites):
@@ -102,10 +146,16 @@ def test_duplicate_delivery_is_applied_once(sites):
         publish_raw(body, LONDON)
         publish_raw(body, LONDON)
         publish_raw(event_body(LONDON, key=8), LONDON)  # a marker after the duplicate
-        wait_for(lambda: len(rows(sites["MADRID"])) == 2 and len(rows(sites["PARIS"])) == 2,
-                 30, "both events applied")
-        wait_for(lambda: bridges[MADRID].stats.snapshot().get("duplicate") == 1, 30,
-                 "the duplicate seen and skipped at MADRID")
+        wait_for(
+            lambda: len(rows(sites["MADRID"])) == 2 and len(rows(sites["PARIS"])) == 2,
+            30,
+            "both events applied",
+        )
+        wait_for(
+            lambda: bridges[MADRID].stats.snapshot().get("duplicate") == 1,
+            30,
+            "the duplicate seen and skipped at MADRID",
+        )
     for site in ("PARIS", "MADRID"):
         assert sql(db_of(sites[site]), "SELECT count(*) FROM bridge_inbox")[0][0] == 2
         assert sql(db_of(sites[site]), "SELECT count(*) FROM bridge_conflicts")[0][0] == 0
@@ -124,14 +174,19 @@ def test_concurrent_updates_converge_to_the_later_write(sites):
     sql(paris, "UPDATE orders SET note = 'paris' WHERE id = 1")
     sql(london, "UPDATE orders SET note = 'london' WHERE id = 1")
     with running(*cfgs):
-        wait_for(lambda: converged(cfgs) and all(outbox_empty(c) for c in cfgs), 60,
-                 "convergence after concurrent updates")
+        wait_for(
+            lambda: converged(cfgs) and all(outbox_empty(c) for c in cfgs),
+            60,
+            "convergence after concurrent updates",
+        )
     assert rows(sites["MADRID"])[0][3] == "london"
     assert_verified(sites)
     # the losing write is visible as a conflict where it arrived too late
-    lost = sql(paris, "SELECT incoming_origin, reason FROM bridge_conflicts") + \
-        sql(london, "SELECT incoming_origin, reason FROM bridge_conflicts") + \
-        sql(db_of(sites["MADRID"]), "SELECT incoming_origin, reason FROM bridge_conflicts")
+    lost = (
+        sql(paris, "SELECT incoming_origin, reason FROM bridge_conflicts")
+        + sql(london, "SELECT incoming_origin, reason FROM bridge_conflicts")
+        + sql(db_of(sites["MADRID"]), "SELECT incoming_origin, reason FROM bridge_conflicts")
+    )
     assert PARIS in [o for o, _ in lost]
 
 
@@ -146,11 +201,12 @@ def test_delete_is_not_resurrected_by_an_older_update_arriving_late(sites):
     with running(sites["PARIS"], sites["MADRID"]):
         wait_for(lambda: not rows(sites["MADRID"]), 30, "delete applied at MADRID")
     with running(*cfgs):  # LONDON's older update now arrives after the delete
-        wait_for(lambda: all(outbox_empty(c) for c in cfgs) and converged(cfgs), 60,
-                 "convergence")
+        wait_for(lambda: all(outbox_empty(c) for c in cfgs) and converged(cfgs), 60, "convergence")
     for db in (paris, london, madrid):
         assert sql(db, "SELECT count(*) FROM orders")[0][0] == 0
-        tomb = sql(db, "SELECT deleted, origin FROM bridge_row_version WHERE row_key = '{\"id\": 5}'")
+        tomb = sql(
+            db, "SELECT deleted, origin FROM bridge_row_version WHERE row_key = '{\"id\": 5}'"
+        )
         assert tomb == [(True, PARIS)]
     reasons = sql(madrid, "SELECT reason FROM bridge_conflicts")
     assert reasons and "older than the local version" in reasons[0][0]
@@ -169,16 +225,16 @@ def dlq_messages(channel, queue):
     ("body", "user", "reason"),
     [
         (b"{not json", LONDON, "not JSON"),
-        (json.dumps({"id": str(uuid.uuid4()), "origin": LONDON}).encode(), LONDON,
-         "missing field"),
+        (json.dumps({"id": str(uuid.uuid4()), "origin": LONDON}).encode(), LONDON, "missing field"),
         (event_body(LONDON, table="salaries"), LONDON, "not in site"),
         (event_body(PARIS), LONDON, "does not match the publishing broker user"),
         (event_body(LONDON, bogus="x"), LONDON, "unknown column"),
     ],
     ids=["not-json", "missing-field", "unknown-table", "forged-origin", "unknown-column"],
 )
-def test_bad_input_is_dead_lettered_and_the_flow_continues(sites, fresh_topology, body, user,
-                                                            reason):
+def test_bad_input_is_dead_lettered_and_the_flow_continues(
+    sites, fresh_topology, body, user, reason
+):
     with running(sites["MADRID"]):
         publish_raw(body, user)
         publish_raw(event_body(LONDON, key=9), LONDON)  # a good one after the bad one

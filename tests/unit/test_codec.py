@@ -77,8 +77,12 @@ def make_event(**over):
         "timestamp": "2026-11-24T10:00:00.123456Z",
         "origin": "PARIS",
         "type": "orders.update",
-        "data": {"table": "orders", "op": "update", "key": {"id": 42},
-                 "row": {"id": 42, "amount": "12.50"}},
+        "data": {
+            "table": "orders",
+            "op": "update",
+            "key": {"id": 42},
+            "row": {"id": 42, "amount": "12.50"},
+        },
     }
     raw.update(over)
     return raw
@@ -102,12 +106,22 @@ def test_event_round_trip():
         (json.dumps(make_event(timestamp="yesterday")).encode(), "ISO-8601"),
         (json.dumps(make_event(timestamp="2026-11-24T10:00:00")).encode(), "ISO-8601"),
         (json.dumps(make_event(type="orders.delete")).encode(), "does not match"),
-        (json.dumps(make_event(data={"table": "orders", "op": "drop", "key": {"id": 1}})).encode(),
-         "op one of"),
-        (json.dumps(make_event(data={"table": "orders", "op": "update", "key": {}})).encode(),
-         "key must be"),
-        (json.dumps(make_event(data={"table": "orders", "op": "update", "key": {"id": 1}})).encode(),
-         "row must be"),
+        (
+            json.dumps(
+                make_event(data={"table": "orders", "op": "drop", "key": {"id": 1}})
+            ).encode(),
+            "op one of",
+        ),
+        (
+            json.dumps(make_event(data={"table": "orders", "op": "update", "key": {}})).encode(),
+            "key must be",
+        ),
+        (
+            json.dumps(
+                make_event(data={"table": "orders", "op": "update", "key": {"id": 1}})
+            ).encode(),
+            "row must be",
+        ),
         (b" " * (event.MAX_MESSAGE_BYTES + 1), "exceeds"),
     ],
 )

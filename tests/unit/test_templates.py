@@ -27,8 +27,9 @@ def orders_info(table: str = "orders") -> TableInfo:
         PG.column(3, "updated_at", "timestamp with time zone", "timestamptz"),
         PG.column(4, "blob", "bytea", "bytea"),
     ]
-    return TableInfo(table=PG.table_ref(table), columns=tuple(cols), pk=(cols[0],),
-                     non_pk=tuple(cols[1:]))
+    return TableInfo(
+        table=PG.table_ref(table), columns=tuple(cols), pk=(cols[0],), non_pk=tuple(cols[1:])
+    )
 
 
 def check_golden(name: str, text: str) -> None:
@@ -44,8 +45,9 @@ def script(statements: list[str]) -> str:
 
 
 def test_capture_install_golden():
-    check_golden("postgresql_capture_install.sql",
-                 script(install.trigger_statements(PG, orders_info())))
+    check_golden(
+        "postgresql_capture_install.sql", script(install.trigger_statements(PG, orders_info()))
+    )
 
 
 def test_apply_statements_golden():
