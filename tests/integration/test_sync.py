@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 
@@ -247,3 +248,19 @@ def test_bad_input_is_dead_lettered_and_the_flow_continues(
     assert headers["x-bridge-queue"] == queue
     assert dead_body == body
     assert [r[0] for r in rows(sites["MADRID"])] == [9]
+
+
+def test_local_change_after_a_remote_change_from_a_clock_ahead_wins_everywhere(sites):
+    """LONDON's clock is an hour ahead. MADRID applies LONDON's change, then changes the
+    row itself: that later change must win at every site, not only at MADRID."""
+    paris, madrid = sites["PARIS"], sites["MADRID"]
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with running(paris, madrid):
+        publish_raw(event_body(LONDON, key=7, ts=future, customer="from the future"), LONDON)
+        wait_for(lambda: rows(madrid) and rows(paris), 30, "LONDON's change applied")
+        sql(db_of(madrid), "UPDATE orders SET customer = 'madrid, later' WHERE id = 7")
+        wait_for(lambda: all(outbox_empty(c) for c in (paris, madrid)), 30, "echo back")
+        wait_for(lambda: converged([paris, madrid]), 30, "PARIS and MADRID agree")
+    assert rows(paris)[0][1] == "madrid, later"
+    stamp = sql(db_of(paris), "SELECT ts FROM bridge_row_version WHERE origin = %s", MADRID)
+    assert stamp and stamp[0][0] > dt.datetime.fromisoformat(future.replace("Z", "+00:00"))
