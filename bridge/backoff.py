@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 
 
 class Backoff:
@@ -23,3 +24,23 @@ class Backoff:
     def wait(self, stop: threading.Event) -> bool:
         """Sleep the next delay; True if stop was set meanwhile."""
         return stop.wait(self.next_delay())
+
+
+def run_sessions(
+    session: Callable[[], None],
+    stop: threading.Event,
+    errors: tuple[type[BaseException], ...],
+    on_error: Callable[[BaseException], None],
+) -> None:
+    """Run `session` again and again until stop is set: after it fails with one of
+    `errors` (reported to `on_error`), wait with backoff; after it returns, start again."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            session()
+            backoff.reset()
+        except errors as exc:
+            on_error(exc)
+        if stop.is_set():
+            break
+        backoff.wait(stop)

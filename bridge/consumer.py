@@ -23,7 +23,7 @@ import psycopg
 
 from bridge import event as events
 from bridge.apply import REJECTED, Outcome
-from bridge.backoff import Backoff
+from bridge.backoff import Backoff, run_sessions
 from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties
 from bridge.config import Config
 from bridge.errors import BridgeError, DatabaseError, EventError
@@ -69,19 +69,15 @@ class Consumer:
         self.stats = stats
 
     def run(self) -> None:
-        backoff = Backoff()
-        while not self.stop.is_set():
-            try:
-                self._session()
-                backoff.reset()
-            except (BridgeError, pika.exceptions.AMQPError, OSError) as exc:
-                log.warning(
-                    "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, exc
-                )
-                self.stats.add("consumer_reconnects")
-            if self.stop.is_set():
-                break
-            backoff.wait(self.stop)
+        def on_error(exc: BaseException) -> None:
+            log.warning(
+                "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, exc
+            )
+            self.stats.add("consumer_reconnects")
+
+        run_sessions(
+            self._session, self.stop, (BridgeError, pika.exceptions.AMQPError, OSError), on_error
+        )
         self.handler.close()
 
     def _session(self) -> None:

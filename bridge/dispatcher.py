@@ -22,7 +22,7 @@ import pika.exceptions
 import psycopg
 from pika.adapters.select_connection import PollEvents
 
-from bridge.backoff import Backoff
+from bridge.backoff import run_sessions
 from bridge.broker import EVENTS_EXCHANGE, Endpoints, parameters, properties, redact
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError
@@ -51,17 +51,17 @@ class Dispatcher:
 
     def run(self) -> None:
         """Publish until stop is set, reconnecting to the database and broker as needed."""
-        backoff = Backoff()
-        while not self.stop.is_set():
-            try:
-                _Session(self).run()
-                backoff.reset()
-            except (BridgeError, pika.exceptions.AMQPError, psycopg.Error, OSError) as exc:
-                log.warning("site=%s dispatcher: %s; retrying", self.config.site, exc)
-                self.stats.add("dispatcher_reconnects")
-            if self.stop.is_set():
-                break
-            backoff.wait(self.stop)
+
+        def on_error(exc: BaseException) -> None:
+            log.warning("site=%s dispatcher: %s; retrying", self.config.site, exc)
+            self.stats.add("dispatcher_reconnects")
+
+        run_sessions(
+            lambda: _Session(self).run(),
+            self.stop,
+            (BridgeError, pika.exceptions.AMQPError, psycopg.Error, OSError),
+            on_error,
+        )
 
 
 @dataclass(frozen=True)
