@@ -36,6 +36,24 @@ def username(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
 
 
+def describe(exc: BaseException) -> str:
+    """A short, readable reason for a broker error, with what to check."""
+    text = repr(exc)
+    if isinstance(
+        exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
+    ):
+        return "login refused: check the user, password and vhost in amqp_url"
+    if "ConnectionRefusedError" in text:
+        return "connection refused: is HAProxy / RabbitMQ running? (scripts/cluster status)"
+    if isinstance(
+        exc, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosedByBroker
+    ):
+        return f"closed by the broker ({exc.reply_code} {exc.reply_text})"
+    if isinstance(exc, pika.exceptions.StreamLostError):
+        return "connection lost (node or HAProxy went away)"
+    return text
+
+
 def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
@@ -73,7 +91,7 @@ class Endpoints:
             try:
                 return pika.BlockingConnection(parameters(url, self.heartbeat))
             except pika.exceptions.AMQPError as exc:
-                errors.append(f"{redact(url)}: {exc!r}")
+                errors.append(f"{redact(url)}: {describe(exc)}")
         raise BrokerError("cannot connect to RabbitMQ: " + "; ".join(errors))
 
 

@@ -223,7 +223,7 @@ def status(ctx: click.Context) -> None:
             assert cur.description is not None
             click.echo(f"site {cfg.site}")
             for column, value in zip([d.name for d in cur.description], row or (), strict=False):
-                click.echo(f"  {column:16} {value}")
+                click.echo(f"  {column:16} {'-' if value is None else value}")
             problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
             for t in cfg.tables:
                 click.echo(

@@ -24,7 +24,7 @@ import psycopg
 from bridge import event as events
 from bridge.apply import REJECTED, Outcome
 from bridge.backoff import Backoff, run_sessions
-from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties
+from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
 from bridge.config import Config
 from bridge.errors import BridgeError, DatabaseError, EventError
 from bridge.event import Event
@@ -70,8 +70,9 @@ class Consumer:
 
     def run(self) -> None:
         def on_error(exc: BaseException) -> None:
+            reason = describe(exc) if isinstance(exc, pika.exceptions.AMQPError) else exc
             log.warning(
-                "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, exc
+                "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, reason
             )
             self.stats.add("consumer_reconnects")
 

@@ -23,7 +23,14 @@ import psycopg
 from pika.adapters.select_connection import PollEvents
 
 from bridge.backoff import run_sessions
-from bridge.broker import EVENTS_EXCHANGE, Endpoints, parameters, properties, redact
+from bridge.broker import (
+    EVENTS_EXCHANGE,
+    Endpoints,
+    describe,
+    parameters,
+    properties,
+    redact,
+)
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError
 from bridge.event import Event
@@ -92,6 +99,7 @@ class _Session:
         self.conn: pika.SelectConnection | None = None
         self.channel: Any = None
         self.error: Exception | None = None
+        self.url = ""
         self.closing = False
         self.cursor = 0  # highest seq read by the in-order fetch
         self.next_tag = 0
@@ -115,10 +123,10 @@ class _Session:
                 )
             self.db.execute(self.sql["outbox_listen"])
             self.db.add_notify_handler(self._on_notify)
-            url = self.o.endpoints.next_url()
-            log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(url))
+            self.url = self.o.endpoints.next_url()
+            log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(self.url))
             self.conn = pika.SelectConnection(
-                parameters(url, self.cfg.heartbeat),
+                parameters(self.url, self.cfg.heartbeat),
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
@@ -140,12 +148,12 @@ class _Session:
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, conn: pika.SelectConnection, exc: BaseException) -> None:
-        self.error = BrokerError(f"cannot connect to RabbitMQ: {exc!r}")
+        self.error = BrokerError(f"cannot connect to {redact(self.url)}: {describe(exc)}")
         conn.ioloop.stop()
 
     def _on_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
         if not self.closing and self.error is None:
-            self.error = BrokerError(f"broker connection closed: {reason!r}")
+            self.error = BrokerError(f"broker connection closed: {describe(reason)}")
         conn.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
@@ -163,7 +171,7 @@ class _Session:
                     hint = "; declare the topology first: bridge topology apply"
                 elif reason.reply_code == 403:
                     hint = "; check the broker user's write permission on bridge.events"
-            self.error = BrokerError(f"publish channel closed: {reason}{hint}")
+            self.error = BrokerError(f"publish channel closed: {describe(reason)}{hint}")
         self._close()
 
     def _close(self) -> None:

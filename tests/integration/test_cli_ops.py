@@ -69,3 +69,18 @@ def test_verify_passes_then_names_the_differing_table(sites):
     out = invoke(env, "verify", *peers)
     assert out.exit_code == 1
     assert "sites differ on table(s): orders" in out.output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("amqp://paris:x@127.0.0.1:9/", "connection refused"),
+        ("amqp://paris:wrong-password@127.0.0.1:5680/bridge-test", "login refused"),
+    ],
+)
+def test_broker_errors_say_what_to_check_without_the_password(sites, url, message):
+    env = {**env_of(sites["PARIS"]), "BRIDGE_AMQP_URL": url}
+    out = invoke(env, "topology", "apply")
+    assert out.exit_code == 1
+    assert message in out.output
+    assert "wrong-password" not in out.output
