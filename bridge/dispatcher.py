@@ -106,7 +106,8 @@ class _Session:
         self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
         self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
         self.returned: set[int] = set()  # seqs the broker could not route
-        self.wake = True
+        self.pump_scheduled = False
+        self.more = False  # the last read filled the window: more rows may be waiting
         self.last_poll = 0.0
         self.last_sweep = time.monotonic()
         self.close_deadline = 0.0
@@ -162,6 +163,7 @@ class _Session:
         channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(self._on_confirm)
         log.info("site=%s dispatcher ready", self.cfg.site)
+        self._wake()
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if not self.closing and self.error is None:
@@ -183,27 +185,47 @@ class _Session:
             self.conn.ioloop.stop()
 
     # -- wake-ups ----------------------------------------------------------------------
+    def _wake(self) -> None:
+        """Publish (and mark what was confirmed) as soon as the loop is free, once."""
+        if not self.pump_scheduled and self.conn is not None and not self.conn.is_closed:
+            self.pump_scheduled = True
+            self.conn.ioloop.call_later(0, self._pump)
+
     def _on_notify(self, _notify: Any) -> None:
-        self.wake = True
+        self._wake()
 
     def _on_db_readable(self, _fd: int, _events: int) -> None:
         pgconn = self.db.pgconn
         pgconn.consume_input()
         while pgconn.notifies() is not None:
-            self.wake = True
+            self._wake()
 
-    def _tick(self) -> None:
-        assert self.conn is not None
+    def _guarded(self, step: Any) -> None:
+        """Run a step; a database or bridge error ends the session (it is retried)."""
         try:
-            self._step()
+            step()
         except (psycopg.Error, BridgeError) as exc:
             self.error = exc if isinstance(exc, BridgeError) else DatabaseError(str(exc))
             self._close()
+
+    def _pump(self) -> None:
+        self.pump_scheduled = False
+        self._guarded(self._publish_available)
+
+    def _publish_available(self) -> None:
+        if self.channel is None or not self.channel.is_open or self.closing:
             return
+        self._mark_confirmed()
+        while self._publish_next():
+            self._mark_confirmed()
+
+    def _tick(self) -> None:
+        assert self.conn is not None
+        self._guarded(self._timers)
         if not self.conn.is_closed:
             self.conn.ioloop.call_later(TICK, self._tick)
 
-    def _step(self) -> None:
+    def _timers(self) -> None:
         now = time.monotonic()
         if self.o.stop.is_set() and not self.closing:
             self.closing = True
@@ -212,22 +234,20 @@ class _Session:
             if self.closing:
                 self._close()
             return
-        self._mark_confirmed()
         if self.closing:
+            self._mark_confirmed()
             if not self.in_flight or now > self.close_deadline:
                 self._close()
             return
         if self.in_flight:
-            oldest = min(s.at for s in self.in_flight.values())
+            oldest = next(iter(self.in_flight.values())).at
             if now - oldest > self.cfg.republish_after:
                 raise BrokerError(
                     f"no publisher confirm for {now - oldest:.0f}s (quorum lost?); reconnecting"
                 )
-        if self.wake or now - self.last_poll >= self.cfg.poll_interval:
-            self.wake = False
-            self.last_poll = now
-            while self._publish_next():
-                self._mark_confirmed()
+        if now - self.last_poll >= self.cfg.poll_interval:
+            self.last_poll = now  # the safety net, in case a notification was missed
+            self._wake()
         if now - self.last_sweep >= min(self.cfg.poll_interval, self.cfg.republish_after):
             self.last_sweep = now
             self._sweep()
@@ -247,7 +267,8 @@ class _Session:
         for row in rows:
             self._publish(row)
             self.cursor = max(self.cursor, row[0])
-        return len(rows) == room and self._room() > 0
+        self.more = len(rows) == room
+        return self.more and self._room() > 0
 
     def _sweep(self) -> None:
         room = self._room()
@@ -314,6 +335,8 @@ class _Session:
             else:  # left unpublished: the next sweep publishes it again
                 self.returned.discard(seq)
                 self.o.stats.add("nacked")
+        if self.more or self.confirmed:
+            self._wake()
 
     def _mark_confirmed(self) -> None:
         if not self.confirmed:
