@@ -44,9 +44,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Statements:
-    upsert: str
-    delete: str
-    lock: str
+    read: str  # inbox insert + row lock + versions, one round trip
+    upsert: str  # row + version
+    delete: str  # row + tombstone
+
+
+class _Retry(Exception):
+    """A statement failed inside the fast path: redo the batch with a savepoint per event."""
 
 
 class Applier:
@@ -69,24 +73,16 @@ class Applier:
             self.tables[table.name] = (table, info, self._statements(self.dialect, info))
         self._sql = {
             name: self.dialect.render(name)
-            for name in (
-                "apply_begin",
-                "inbox_insert",
-                "version_get",
-                "version_pending",
-                "version_put",
-                "conflict_insert",
-                "outbox_delete",
-            )
+            for name in ("apply_begin", "inbox_insert", "conflict_insert", "outbox_delete")
         }
 
     @staticmethod
     def _statements(dialect: Dialect, info: TableInfo) -> Statements:
         ctx = {"table": info.table, "info": info}
         return Statements(
+            read=dialect.render("apply_read", **ctx),
             upsert=dialect.render("apply_upsert", **ctx),
             delete=dialect.render("apply_delete", **ctx),
-            lock=dialect.render("apply_lock", **ctx),
         )
 
     def close(self) -> None:
@@ -95,26 +91,40 @@ class Applier:
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
         """Apply events in one transaction. Raises DatabaseError if the database is gone
-        (nothing of the batch is then committed: retry it after reconnect())."""
-        outcomes: list[Outcome] = []
+        (nothing of the batch is then committed: retry it after reconnect()).
+
+        The fast path runs the batch without savepoints; if the database refuses one
+        event, the batch is rolled back and run again with a savepoint per event, so that
+        event alone is logged as a conflict."""
         if self.conn is None or self.conn.closed:
             self.reconnect()
         try:
-            with self.conn.transaction(), self.conn.cursor() as cur:
-                cur.execute(self._sql["apply_begin"])
-                for event in events:
-                    outcomes.append(self._apply_guarded(cur, event))
+            try:
+                return self._run(events, savepoints=False)
+            except _Retry:
+                return self._run(events, savepoints=True)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseError(f"database connection lost while applying: {exc}") from exc
+
+    def _run(self, events: Sequence[Event], savepoints: bool) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(self._sql["apply_begin"])
+            for event in events:
+                outcomes.append(self._apply_guarded(cur, event, savepoints))
         return outcomes
 
-    def _apply_guarded(self, cur: Any, event: Event) -> Outcome:
+    def _apply_guarded(self, cur: Any, event: Event, savepoint: bool) -> Outcome:
         try:
+            if not savepoint:
+                return self._apply_one(cur, event)
             with self.conn.transaction():
                 return self._apply_one(cur, event)
-        except EventError as exc:
+        except EventError as exc:  # raised before any statement of this event ran
             return Outcome(REJECTED, str(exc))
         except (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError) as exc:
+            if not savepoint:
+                raise _Retry() from exc
             # The row cannot be written here (a local constraint, a value out of range):
             # keep the event as a conflict so it is not retried forever, and go on.
             reason = f"cannot apply: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
@@ -127,23 +137,32 @@ class Applier:
             return Outcome(CONFLICT, reason)
 
     def _apply_one(self, cur: Any, event: Event) -> Outcome:
+        version = {
+            "table": event.table,
+            "key": json.dumps(event.key, sort_keys=True),
+            "ts": event.timestamp,
+            "origin": event.origin,
+            "deleted": event.op == "delete",
+            "id": event.id,
+        }
         if event.origin == self.config.site:
-            return self._echo(cur, event)
+            cur.execute(self._sql["outbox_delete"], version)
+            return Outcome(ECHO)
         entry = self.tables.get(event.table)
         if entry is None:
             raise EventError(f"table {event.table!r} is not in site {self.config.site}'s sync set")
         table, info, stmts = entry
         params = self._params(info, event)
+        params.update(version)
 
-        cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
-        if cur.rowcount == 0:
+        cur.execute(stmts.read, params)
+        fresh, local_row, version_ts, version_origin, pending_ts = cur.fetchone()
+        if not fresh:
             return Outcome(DUPLICATE)
-
-        key_json = json.dumps(event.key, sort_keys=True)
-        cur.execute(stmts.lock, params)
-        found = cur.fetchone()
-        local_row = found[0] if found else None
-        known, pending = self._known_version(cur, event.table, key_json)
+        known: Version | None = (version_ts, version_origin) if version_ts else None
+        pending = False
+        if pending_ts is not None and (known is None or (pending_ts, self.config.site) > known):
+            known, pending = (pending_ts, self.config.site), True
         incoming: Version = (event.timestamp, event.origin)
 
         lost = self._loses(table, info, event, incoming, known, pending, local_row)
@@ -154,19 +173,8 @@ class Applier:
             # a newer remote write replaces a local change that is still on its way out:
             # a true concurrent write, logged so the overwritten value stays visible
             self._conflict(cur, event, "overwrote a concurrent local change", known, local_row)
-
-        if event.op == "delete":
-            cur.execute(stmts.delete, params)
-        else:
-            cur.execute(stmts.upsert, params)
-        self._put_version(cur, event, key_json)
+        cur.execute(stmts.delete if event.op == "delete" else stmts.upsert, params)
         return Outcome(APPLIED)
-
-    def _echo(self, cur: Any, event: Event) -> Outcome:
-        cur.execute(self._sql["outbox_delete"], {"id": event.id})
-        if event.table in self.tables:
-            self._put_version(cur, event, json.dumps(event.key, sort_keys=True))
-        return Outcome(ECHO)
 
     def _params(self, info: TableInfo, event: Event) -> dict[str, Any]:
         source = event.key if event.op == "delete" else event.row
@@ -191,21 +199,6 @@ class Applier:
         for c in info.columns:
             params.setdefault(c.param, None)
         return params
-
-    def _known_version(self, cur: Any, table: str, key_json: str) -> tuple[Version | None, bool]:
-        """The newest version of a row this site knows (applied, or a local change still
-        in the outbox), and whether that newest one is such a pending local change."""
-        cur.execute(self._sql["version_get"], {"table": table, "key": key_json})
-        row = cur.fetchone()
-        known: Version | None = (row[0], row[1]) if row else None
-        types = [f"{table}.insert", f"{table}.update", f"{table}.delete"]
-        cur.execute(self._sql["version_pending"], {"types": types, "key": key_json})
-        found = cur.fetchone()
-        if found and found[0] is not None:
-            local: Version = (found[0], self.config.site)
-            if known is None or local > known:
-                return local, True
-        return known, False
 
     def _loses(
         self,
@@ -235,19 +228,6 @@ class Applier:
                 "last writer wins"
             )
         return ""
-
-    def _put_version(self, cur: Any, event: Event, key_json: str) -> None:
-        cur.execute(
-            self._sql["version_put"],
-            {
-                "table": event.table,
-                "key": key_json,
-                "ts": event.timestamp,
-                "origin": event.origin,
-                "deleted": event.op == "delete",
-                "id": event.id,
-            },
-        )
 
     def _conflict(
         self,

@@ -264,3 +264,21 @@ def test_local_change_after_a_remote_change_from_a_clock_ahead_wins_everywhere(s
     assert rows(paris)[0][1] == "madrid, later"
     stamp = sql(db_of(paris), "SELECT ts FROM bridge_row_version WHERE origin = %s", MADRID)
     assert stamp and stamp[0][0] > dt.datetime.fromisoformat(future.replace("Z", "+00:00"))
+
+
+def test_row_refused_by_a_local_constraint_is_a_conflict_and_the_batch_goes_on(sites):
+    madrid = sites["MADRID"]
+    sql(db_of(madrid), "ALTER TABLE orders ADD CONSTRAINT positive CHECK (amount >= 0)")
+    with running(madrid) as bridges:
+        # one batch: a good event, one MADRID refuses, another good one
+        publish_raw(event_body(LONDON, key=1), LONDON)
+        publish_raw(event_body(LONDON, key=2, amount="-5"), LONDON)
+        publish_raw(event_body(LONDON, key=3), LONDON)
+        wait_for(lambda: len(rows(madrid)) == 2, 30, "the two good events applied")
+        wait_for(lambda: bridges[MADRID].stats.snapshot().get("conflict") == 1, 30, "conflict")
+    assert [r[0] for r in rows(madrid)] == [1, 3]
+    conflict = sql(db_of(madrid), "SELECT row_key::text, reason FROM bridge_conflicts")
+    assert conflict[0][0] == '{"id": 2}'
+    assert "CheckViolation" in conflict[0][1]
+    # recorded in the inbox: a redelivery of it is not retried forever
+    assert sql(db_of(madrid), "SELECT count(*) FROM bridge_inbox")[0][0] == 3

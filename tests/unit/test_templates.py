@@ -4,6 +4,7 @@ and identifier quoting. Regenerate the golden files with BRIDGE_UPDATE_GOLDEN=1.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_capture_install_golden():
 def test_apply_statements_golden():
     info = orders_info()
     ctx = {"table": info.table, "info": info}
-    text = script([PG.render(n, **ctx) for n in ("apply_upsert", "apply_delete", "apply_lock")])
+    text = script([PG.render(n, **ctx) for n in ("apply_read", "apply_upsert", "apply_delete")])
     check_golden("postgresql_apply.sql", text)
 
 
@@ -65,11 +66,9 @@ def test_init_statements_parse():
 def test_apply_and_uninstall_statements_parse():
     info = orders_info()
     ctx = {"table": info.table, "info": info}
-    for name in ("apply_upsert", "apply_delete", "apply_lock"):
+    for name in ("apply_read", "apply_upsert", "apply_delete"):
         # psycopg placeholders are not SQL: swap them for literals to parse
-        stmt = PG.render(name, **ctx)
-        for c in info.columns:
-            stmt = stmt.replace(f"%({c.param})s", "NULL")
+        stmt = re.sub(r"%\((\w+)\)s", "NULL", PG.render(name, **ctx))
         sqlglot.parse_one(stmt, read="postgres")
     for stmt in install.uninstall_statements(PG, "orders"):
         sqlglot.parse_one(stmt, read="postgres")
