@@ -7,30 +7,27 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), rv.ts + interval '1 microsecond'), 'orders.insert', c.payload
-          FROM (SELECT jsonb_build_object('table', 'orders', 'op', 'insert', 'key', jsonb_build_object('id', to_jsonb(n."id")), 'row', jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', ''))) AS payload
-                  FROM bridge_new AS n) AS c
-          LEFT JOIN bridge_row_version AS rv ON rv.table_name = 'orders' AND rv.row_key = c.payload -> 'key';
+        SELECT GREATEST(clock_timestamp(), (SELECT rv.ts FROM bridge_row_version AS rv WHERE rv.table_name = 'orders' AND rv.row_key = c.k) + interval '1 microsecond'), 'orders.insert', jsonb_build_object('table', 'orders', 'op', 'insert', 'key', c.k, 'row', c.r)
+          FROM (SELECT jsonb_build_object('id', to_jsonb(n."id")) AS k, jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', '')) AS r
+                  FROM bridge_new AS n) AS c;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), rv.ts + interval '1 microsecond'), 'orders.update', c.payload
-          FROM (SELECT jsonb_build_object('table', 'orders', 'op', 'update', 'key', jsonb_build_object('id', to_jsonb(n."id")), 'row', jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', ''))) AS payload
-                  FROM bridge_new AS n) AS c
-          LEFT JOIN bridge_row_version AS rv ON rv.table_name = 'orders' AND rv.row_key = c.payload -> 'key';
+        SELECT GREATEST(clock_timestamp(), (SELECT rv.ts FROM bridge_row_version AS rv WHERE rv.table_name = 'orders' AND rv.row_key = c.k) + interval '1 microsecond'), 'orders.update', jsonb_build_object('table', 'orders', 'op', 'update', 'key', c.k, 'row', c.r)
+          FROM (SELECT jsonb_build_object('id', to_jsonb(n."id")) AS k, jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', '')) AS r
+                  FROM bridge_new AS n) AS c;
         -- a row whose primary key changed: its old key is deleted everywhere
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), rv.ts + interval '1 microsecond'), 'orders.delete', c.payload
-          FROM (SELECT jsonb_build_object('table', 'orders', 'op', 'delete', 'key', jsonb_build_object('id', to_jsonb(o."id")), 'row', jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', ''))) AS payload
+        SELECT GREATEST(clock_timestamp(), (SELECT rv.ts FROM bridge_row_version AS rv WHERE rv.table_name = 'orders' AND rv.row_key = c.k) + interval '1 microsecond'), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
+          FROM (SELECT jsonb_build_object('id', to_jsonb(o."id")) AS k, jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', '')) AS r
                   FROM bridge_old AS o
                  WHERE NOT EXISTS (SELECT 1 FROM bridge_new AS n
-                                    WHERE n."id" = o."id")) AS c
-          LEFT JOIN bridge_row_version AS rv ON rv.table_name = 'orders' AND rv.row_key = c.payload -> 'key';
+                                    WHERE n."id" = o."id")
+               ) AS c;
     ELSE
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), rv.ts + interval '1 microsecond'), 'orders.delete', c.payload
-          FROM (SELECT jsonb_build_object('table', 'orders', 'op', 'delete', 'key', jsonb_build_object('id', to_jsonb(o."id")), 'row', jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', ''))) AS payload
-                  FROM bridge_old AS o) AS c
-          LEFT JOIN bridge_row_version AS rv ON rv.table_name = 'orders' AND rv.row_key = c.payload -> 'key';
+        SELECT GREATEST(clock_timestamp(), (SELECT rv.ts FROM bridge_row_version AS rv WHERE rv.table_name = 'orders' AND rv.row_key = c.k) + interval '1 microsecond'), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
+          FROM (SELECT jsonb_build_object('id', to_jsonb(o."id")) AS k, jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', '')) AS r
+                  FROM bridge_old AS o) AS c;
     END IF;
     PERFORM pg_notify('bridge_outbox', '');
     RETURN NULL;
