@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from bridge import codec
+from bridge import codec, failpoints
 from bridge.config import Config, TableConfig
 from bridge.dialects.base import Dialect, TableInfo, close_quietly
 from bridge.errors import DatabaseError, EventError
@@ -112,6 +112,7 @@ class Applier:
             cur.execute(self._sql["apply_begin"])
             for event in events:
                 outcomes.append(self._apply_guarded(cur, event, savepoints))
+            failpoints.hit("apply.statements")
         return outcomes
 
     def _apply_guarded(self, cur: Any, event: Event, savepoint: bool) -> Outcome:

@@ -22,7 +22,9 @@ import pika.exceptions
 import psycopg
 
 from bridge import event as events
-from bridge.apply import REJECTED, Outcome
+from bridge import failpoints
+from bridge.apply import DUPLICATE, REJECTED, Outcome
+from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
 from bridge.config import Config
@@ -142,10 +144,23 @@ class Consumer:
             except EventError as exc:
                 rejected.append((d, str(exc)))
         outcomes = self._apply(conn, [e for _, e in valid])
+        failpoints.hit("consume.applied")
+        duplicates = 0
         for (d, _event), outcome in zip(valid, outcomes, strict=True):
             self.stats.add(outcome.status)
             if outcome.status == REJECTED:
                 rejected.append((d, outcome.reason))
+            elif outcome.status in (DUPLICATE, ARCHIVE_DUPLICATE):
+                duplicates += 1
+        if duplicates:
+            # redeliveries (a crash before an ack, a republish): skipped through the inbox
+            log.info(
+                "site=%s queue=%s %d duplicate(s) skipped of a batch of %d",
+                self.config.site,
+                self.queue,
+                duplicates,
+                len(batch),
+            )
         for d, reason in rejected:
             log.warning(
                 "site=%s queue=%s message=%s dead-lettered: %s",
@@ -162,7 +177,10 @@ class Consumer:
                 mandatory=True,
             )
             self.stats.add("dead_lettered")
+        if rejected:
+            failpoints.hit("consume.dead_lettered")
         channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
+        failpoints.hit("consume.acked")
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:
         backoff = Backoff()

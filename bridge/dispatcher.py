@@ -22,6 +22,7 @@ import pika.exceptions
 import psycopg
 from pika.adapters.select_connection import PollEvents
 
+from bridge import failpoints
 from bridge.backoff import run_sessions
 from bridge.broker import (
     EVENTS_EXCHANGE,
@@ -308,6 +309,7 @@ class _Session:
         )
         self.next_tag += 1
         self.in_flight[self.next_tag] = _Sent(seq, event_id, time.monotonic())
+        failpoints.hit("dispatch.published")
 
     def _on_return(self, _ch: Any, _method: Any, props: Any, _body: bytes) -> None:
         log.error(
@@ -335,6 +337,8 @@ class _Session:
             else:  # left unpublished: the next sweep publishes it again
                 self.returned.discard(seq)
                 self.o.stats.add("nacked")
+        if self.confirmed:
+            failpoints.hit("dispatch.confirmed")
         if self.more or self.confirmed:
             self._wake()
 
@@ -343,4 +347,5 @@ class _Session:
             return
         seqs, self.confirmed = self.confirmed, []
         self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})
+        failpoints.hit("dispatch.marked")
         self.o.stats.add("published", len(seqs))
