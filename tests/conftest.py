@@ -130,6 +130,26 @@ def make_config(site: str, db: str, **over: Any) -> config_mod.Config:
     return config_mod.from_mapping(raw)
 
 
+def env_of(cfg: config_mod.Config, **extra: Any) -> dict[str, str]:
+    """The environment that makes `bridge run` (a real process) use this configuration;
+    `extra` adds keys, e.g. heartbeat=5 -> BRIDGE_HEARTBEAT=5."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    values: dict[str, Any] = {
+        "site": cfg.site,
+        "database_url": cfg.database_url,
+        "amqp_url": cfg.amqp_url,
+        "sites": ",".join(cfg.sites),
+        "archive_site": cfg.archive_site,
+        "tables": ",".join(f"{t.name}:{t.policy}" for t in cfg.tables),
+        "poll_interval": cfg.poll_interval,
+        "republish_after": cfg.republish_after,
+        "heartbeat": cfg.heartbeat,
+        **extra,
+    }
+    env.update({f"BRIDGE_{k.upper()}": str(v) for k, v in values.items()})
+    return env
+
+
 def create_site_db(db: str, ddl: str = ORDERS_DDL) -> None:
     with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
         conn.execute(

@@ -1,4 +1,5 @@
-"""Fault-test helpers: drive the real cluster through scripts/cluster."""
+"""Fault-test helpers: drive the real cluster through scripts/cluster, and applications
+that keep writing while things break."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bridge.config import Config
 from tests.conftest import ROOT, db_of, sql
 
 
@@ -22,13 +24,16 @@ def cluster(*args: str) -> str:
 
 
 class Writer(threading.Thread):
-    """A legacy application: single-row transactions at one site, ids from a range."""
+    """A legacy application: single-row transactions at one site, ids from a range; every
+    `op_every`-th row is updated once after its insert. `events` counts the changes made
+    (each is one event to propagate)."""
 
-    def __init__(self, cfg, ids: range, op_every: int = 5) -> None:
+    def __init__(self, cfg: Config, ids: range, op_every: int = 5, pace: float = 0.005) -> None:
         super().__init__(daemon=True)
-        self.cfg, self.ids, self.op_every = cfg, ids, op_every
+        self.cfg, self.ids, self.op_every, self.pace = cfg, ids, op_every, pace
         self.stop = threading.Event()
         self.written: list[int] = []
+        self.events = 0
 
     def run(self) -> None:
         db = db_of(self.cfg)
@@ -42,16 +47,19 @@ class Writer(threading.Thread):
                 self.cfg.site,
                 i % 1000,
             )
+            self.events += 1
             if i % self.op_every == 0:
                 sql(db, "UPDATE orders SET note = 'touched' WHERE id = %s", i)
+                self.events += 1
             self.written.append(i)
-            self.stop.wait(0.005)
+            self.stop.wait(self.pace)
 
 
 @contextmanager
-def writers(cfgs, per_site: int) -> Iterator[list[Writer]]:
+def writers(cfgs: list[Config], per_site: int, pace: float = 0.005) -> Iterator[list[Writer]]:
+    """One writer per site, ids n*1e6+1.. for the n-th site; stopped (and joined) on exit."""
     ws = [
-        Writer(c, range(n * 1_000_000 + 1, n * 1_000_000 + per_site + 1))
+        Writer(c, range(n * 1_000_000 + 1, n * 1_000_000 + per_site + 1), pace=pace)
         for n, c in enumerate(cfgs)
     ]
     for w in ws:

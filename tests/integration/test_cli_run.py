@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import db_of, rows, sql, wait_for
+from tests.conftest import db_of, env_of, rows, sql, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def env_of(cfg) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    env.update(
-        {
-            "BRIDGE_SITE": cfg.site,
-            "BRIDGE_DATABASE_URL": cfg.database_url,
-            "BRIDGE_AMQP_URL": cfg.amqp_url,
-            "BRIDGE_SITES": ",".join(cfg.sites),
-            "BRIDGE_ARCHIVE_SITE": cfg.archive_site,
-            "BRIDGE_TABLES": "orders",
-            "BRIDGE_POLL_INTERVAL": "1",
-        }
-    )
-    return env
 
 
 def test_bridge_run_syncs_and_exits_0_on_sigterm(sites, tmp_path):

@@ -1,0 +1,361 @@
+"""What the fault tests share: bridges as real processes (so they can be killed with
+SIGKILL), an audit of every write each site's `orders` receives, the tally every fault
+test prints and checks, and a TCP proxy that partitions one site from the broker.
+
+Processes are only ever signalled by the pid this module started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.config import Config
+from tests.conftest import converged, db_of, env_of, sql, wait_for
+
+# -- bridges as processes ---------------------------------------------------------------
+
+DUPLICATES = re.compile(r"(\d+) duplicate\(s\) skipped")
+FAILPOINT = re.compile(r"failpoint (\S+): kill -9")
+
+
+class BridgeProcess:
+    """`python -m bridge run` for one site; every (re)start is a new incarnation with its
+    own log file under `logdir`."""
+
+    def __init__(self, cfg: Config, logdir: Path, **settings: Any) -> None:
+        self.cfg = cfg
+        self.logdir = logdir
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logs: list[Path] = []
+        self.kills = 0  # SIGKILLs sent by the test
+
+    @property
+    def site(self) -> str:
+        return self.cfg.site
+
+    def start(self, failpoints: str = "", seed: int | None = None, **settings: Any) -> None:
+        assert not self.alive(), f"{self.site}: already running"
+        env = env_of(self.cfg, **{**self.settings, **settings})
+        if failpoints:
+            env["BRIDGE_FAILPOINTS"] = failpoints
+            if seed is not None:
+                env["BRIDGE_FAILPOINTS_SEED"] = str(seed)
+        log = self.logdir / f"{self.site}.{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bridge", "run"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.logdir,
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        return self.logs[-1].read_text(errors="replace") if self.logs else ""
+
+    def ready(self) -> bool:
+        text = self.log_text()
+        return "dispatcher ready" in text and f"consuming {self.cfg.queue}" in text
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for(lambda: self.ready() or not self.alive(), timeout, f"{self.site} bridge ready")
+        assert self.alive(), f"{self.site} bridge exited:\n{self.log_text()[-3000:]}"
+
+    def kill(self) -> None:
+        """kill -9, by the pid we started."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+            self.kills += 1
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def all_logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.logs)
+
+    def duplicates_skipped(self) -> int:
+        return sum(int(n) for n in DUPLICATES.findall(self.all_logs()))
+
+    def failpoint_kills(self) -> Counter[str]:
+        return Counter(FAILPOINT.findall(self.all_logs()))
+
+
+@contextlib.contextmanager
+def processes(
+    cfgs: Iterable[Config], logdir: Path, **settings: Any
+) -> Iterator[dict[str, BridgeProcess]]:
+    """One bridge process per site, started and ready; killed at the end whatever happens."""
+    procs = {c.site: BridgeProcess(c, logdir, **settings) for c in cfgs}
+    try:
+        for p in procs.values():
+            p.start()
+        for p in procs.values():
+            p.wait_ready()
+        yield procs
+    finally:
+        for p in procs.values():
+            if p.alive():
+                p.kill()
+
+
+# -- audit of the writes a site's table receives ----------------------------------------
+
+AUDIT = """
+CREATE TABLE IF NOT EXISTS test_audit (
+    n        bigserial PRIMARY KEY,
+    applying boolean NOT NULL,
+    op       text    NOT NULL,
+    id       bigint  NOT NULL
+);
+CREATE OR REPLACE FUNCTION test_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_audit (applying, op, id)
+    VALUES (coalesce(current_setting('bridge.applying', true), '') = 'on', TG_OP,
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS test_audit ON orders;
+CREATE TRIGGER test_audit AFTER INSERT OR UPDATE OR DELETE ON orders
+    FOR EACH ROW EXECUTE FUNCTION test_audit();
+"""
+
+
+def install_audit(cfgs: Iterable[Config]) -> None:
+    """Record every row write of `orders`, and whether bridge's apply made it (test only)."""
+    for c in cfgs:
+        sql(db_of(c), AUDIT)
+
+
+# -- the tally every fault test prints --------------------------------------------------
+
+NOT_APPLIED = "reason <> 'overwrote a concurrent local change'"
+
+
+@dataclass
+class SiteTally:
+    inbox: int  # foreign events recorded as received
+    apply_writes: int  # row writes made by bridge's apply (audit)
+    not_applied: int  # events that lost (logged in bridge_conflicts)
+    conflicts: int  # every bridge_conflicts row
+    duplicates: int  # redeliveries skipped through the inbox
+    missing: int  # events of other sites never received here
+    rows: int
+
+    @property
+    def applied_twice(self) -> int:
+        """Row writes beyond one per event applied (0 unless an event was applied twice)."""
+        return max(0, self.apply_writes - (self.inbox - self.not_applied))
+
+    @property
+    def silently_dropped(self) -> int:
+        """Events received, not logged as lost, that wrote no row (only meaningful when no
+        delete ran: a remote delete of an absent row writes nothing)."""
+        return max(0, (self.inbox - self.not_applied) - self.apply_writes)
+
+
+@dataclass
+class Tally:
+    written: int  # events the applications' writes produced (test's own count)
+    archived: int
+    sites: dict[str, SiteTally] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.written - self.archived) + sum(s.missing for s in self.sites.values())
+
+    @property
+    def applied_twice(self) -> int:
+        return sum(s.applied_twice for s in self.sites.values())
+
+    def line(self) -> str:
+        per = "; ".join(
+            f"{site}: applied {s.inbox - s.not_applied} (row writes {s.apply_writes}), "
+            f"duplicates skipped {s.duplicates}, conflicts {s.conflicts}, rows {s.rows}"
+            for site, s in self.sites.items()
+        )
+        return (
+            f"events written {self.written}, archived {self.archived}; {per}; "
+            f"lost {self.lost}, applied twice {self.applied_twice}"
+        )
+
+    def check(self, deletes: bool = False) -> None:
+        """No loss, nothing applied twice; without deletes, no event vanished silently."""
+        assert self.lost == 0, self.line()
+        assert self.applied_twice == 0, self.line()
+        if not deletes:
+            for site, s in self.sites.items():
+                assert s.silently_dropped == 0, f"{site}: {self.line()}"
+
+
+def tally(
+    cfgs: list[Config], written: int, duplicates: dict[str, int], archive: Config | None = None
+) -> Tally:
+    """Count what every site received and wrote; `archive` defaults to the archive site."""
+    archive = archive or next(c for c in cfgs if c.is_archive)
+    events = sql(db_of(archive), "SELECT event_id::text, origin FROM bridge_archive")
+    t = Tally(written=written, archived=len(events))
+    for c in cfgs:
+        db = db_of(c)
+        inbox = {r[0] for r in sql(db, "SELECT event_id::text FROM bridge_inbox")}
+        foreign = {e for e, origin in events if origin != c.site}
+        t.sites[c.site] = SiteTally(
+            inbox=len(inbox),
+            apply_writes=sql(db, "SELECT count(*) FROM test_audit WHERE applying")[0][0],
+            not_applied=sql(db, f"SELECT count(*) FROM bridge_conflicts WHERE {NOT_APPLIED}")[0][0],
+            conflicts=sql(db, "SELECT count(*) FROM bridge_conflicts")[0][0],
+            duplicates=duplicates.get(c.site, 0),
+            missing=len(foreign - inbox),
+            rows=sql(db, "SELECT count(*) FROM orders")[0][0],
+        )
+    return t
+
+
+# -- a site's own road to the broker, that the test can cut -----------------------------
+
+
+class Proxy:
+    """A TCP forwarder 127.0.0.1:<port> -> target. `cut()` partitions: every connection is
+    closed and new ones are refused until `heal()`; `blackhole()` keeps the connections but
+    forwards nothing (a silent partition, found only by heartbeats)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.state = "open"  # open | cut | blackhole
+        self.lock = threading.Lock()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def url(self, amqp_url: str) -> str:
+        """`amqp_url` with its host:port replaced by this proxy's."""
+        return re.sub(r"@[^/]+/", f"@127.0.0.1:{self.port}/", amqp_url, count=1)
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            ready, _, _ = select.select([self.listener], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.state == "cut":
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.pairs.append((client, upstream))
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while not self.closed.is_set():
+                if self.state == "blackhole":
+                    self.closed.wait(0.05)
+                    continue
+                ready, _, _ = select.select([a, b], [], [], 0.2)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except OSError:
+            return
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
+            with self.lock:
+                if (a, b) in self.pairs:
+                    self.pairs.remove((a, b))
+
+    def _drop_all(self) -> None:
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def cut(self) -> None:
+        self.state = "cut"
+        self._drop_all()
+
+    def blackhole(self) -> None:
+        self.state = "blackhole"
+
+    def heal(self) -> None:
+        if self.state == "blackhole":
+            self._drop_all()  # what was held is stale: both ends have given up on it
+        self.state = "open"
+
+    def close(self) -> None:
+        self.closed.set()
+        self._drop_all()
+        self.listener.close()
+        self.thread.join(5)
+
+
+# -- waiting for the end state ----------------------------------------------------------
+
+
+def count(cfg: Config, table: str = "orders") -> int:
+    n: int = sql(db_of(cfg), f"SELECT count(*) FROM {table}")[0][0]
+    return n
+
+
+def settle(cfgs: list[Config], rows: int, events: int, timeout: float = 300) -> None:
+    """Wait until every site holds `rows` rows, all sites the same ones, every outbox is
+    empty (each event came back to its origin) and the archive holds `events` events."""
+    archive = next(c for c in cfgs if c.is_archive)
+    wait_for(
+        lambda: {c.site: count(c) for c in cfgs} if all(count(c) == rows for c in cfgs) else None,
+        timeout,
+        f"{rows} rows at every site",
+        interval=0.5,
+    )
+    wait_for(
+        lambda: all(count(c, "bridge_outbox") == 0 for c in cfgs),
+        timeout,
+        "every outbox drained (echoes back)",
+        interval=0.5,
+    )
+    wait_for(
+        lambda: count(archive, "bridge_archive") >= events,
+        timeout,
+        f"{events} events archived",
+        interval=0.5,
+    )
+    wait_for(lambda: converged(cfgs), 60, "identical rows everywhere", interval=0.5)
