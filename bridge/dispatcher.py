@@ -275,6 +275,9 @@ class _Session:
         room = self._room()
         if room <= 0 or self.cursor == 0:
             return
+        # confirmed rows are no longer in flight but not yet marked: mark them first, or
+        # the sweep would take them for stragglers and publish them again
+        self._mark_confirmed()
         rows = self.db.execute(
             self.sql["outbox_fetch_stragglers"],
             {
