@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import threading
@@ -21,6 +22,12 @@ EVENTS_EXCHANGE = "bridge.events"
 DEAD_LETTER_EXCHANGE = "bridge.dlx"
 REASON_HEADER = "x-bridge-reason"
 QUEUE_HEADER = "x-bridge-queue"
+# The broker user RabbitMQ validated for the original message (its user_id), kept by the
+# consumer that dead-letters it: `bridge dlq retry` checks the event's origin against it.
+USER_HEADER = "x-bridge-user-id"
+DEAD_LETTERED_AT_HEADER = "x-bridge-dead-lettered-at"
+# Set by a quorum queue on each delivery; not part of the message itself.
+DELIVERY_COUNT_HEADER = "x-delivery-count"
 
 
 def redact(url: str) -> str:
@@ -110,12 +117,25 @@ def properties(event: Event, user: str) -> pika.BasicProperties:
 
 
 def dead_letter_properties(
-    props: pika.BasicProperties | None, queue: str, reason: str
+    props: pika.BasicProperties | None,
+    queue: str,
+    reason: str,
+    publisher: str | None,
+    user: str,
 ) -> pika.BasicProperties:
-    """Properties of a message sent to a dead-letter queue: the original ones plus why."""
+    """Properties of a message sent to a dead-letter queue: the original ones plus why.
+
+    `publisher` is the broker user RabbitMQ validated when the message was first published
+    (its `user_id`, '' if it had none); it goes into the `x-bridge-user-id` header. The dead
+    letter is published with `user` (the connection's own broker user) as its `user_id`,
+    which RabbitMQ checks: a reader of the dead-letter queue trusts that header only on a
+    message whose `user_id` is the site's own user."""
     headers: dict[str, Any] = dict((props.headers or {}) if props else {})
+    headers.pop(DELIVERY_COUNT_HEADER, None)
     headers[REASON_HEADER] = reason[:1000]
     headers[QUEUE_HEADER] = queue
+    headers[USER_HEADER] = publisher or ""
+    headers[DEAD_LETTERED_AT_HEADER] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return pika.BasicProperties(
         message_id=props.message_id if props else None,
         type=props.type if props else None,
@@ -123,5 +143,6 @@ def dead_letter_properties(
         content_type=props.content_type if props else None,
         delivery_mode=pika.DeliveryMode.Persistent,
         app_id=props.app_id if props else None,
+        user_id=user,
         headers=headers,
     )

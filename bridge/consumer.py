@@ -4,8 +4,9 @@ Messages are taken in batches (up to `prefetch`), validated (JSON, fields, the o
 against the broker user that published it), handed to the handler in one database
 transaction, and acknowledged only once that transaction committed. A message that is not
 a valid event, or that the handler rejects, goes to the queue's dead-letter queue with the
-reason in the `x-bridge-reason` header; the rest of the flow continues. If the database is
-unreachable the batch is kept (unacknowledged) and retried after reconnecting, so a
+reason in the `x-bridge-reason` header and the broker user RabbitMQ validated for it in
+`x-bridge-user-id` (what `bridge dlq retry` trusts); the rest of the flow continues. If the
+database is unreachable the batch is kept (unacknowledged) and retried after reconnecting, so a
 database outage does not spend the messages' delivery limit.
 """
 
@@ -44,6 +45,21 @@ class Handler(Protocol):
 def broker_user_of(site: str) -> str:
     """The broker user a site publishes with: its name in lower case."""
     return site.lower()
+
+
+def validate(body: bytes, message_id: str | None, user: str | None) -> Event:
+    """Decode a message and check it against its AMQP properties: `user` is the broker user
+    RabbitMQ validated for the publish, and must be the event origin's. Raises EventError."""
+    event = events.decode(body)
+    if not user:
+        raise EventError("message has no user_id: its origin cannot be trusted")
+    if user != broker_user_of(event.origin):
+        raise EventError(
+            f"origin {event.origin!r} does not match the publishing broker user {user!r}"
+        )
+    if message_id and message_id != event.id:
+        raise EventError(f"message_id {message_id!r} differs from event id")
+    return event
 
 
 @dataclass
@@ -140,7 +156,7 @@ class Consumer:
         rejected: list[tuple[_Delivery, str]] = []
         for d in batch:
             try:
-                valid.append((d, self._validate(d)))
+                valid.append((d, validate(d.body, d.props.message_id, d.props.user_id)))
             except EventError as exc:
                 rejected.append((d, str(exc)))
         outcomes = self._apply(conn, [e for _, e in valid])
@@ -173,7 +189,9 @@ class Consumer:
                 DEAD_LETTER_EXCHANGE,
                 f"{self.queue}.dlq",
                 d.body,
-                dead_letter_properties(d.props, self.queue, reason),
+                dead_letter_properties(
+                    d.props, self.queue, reason, d.props.user_id, self.endpoints.user
+                ),
                 mandatory=True,
             )
             self.stats.add("dead_lettered")
@@ -203,16 +221,3 @@ class Consumer:
                 self.handler.reconnect()
             except (BridgeError, psycopg.Error) as exc:
                 log.warning("site=%s reconnect to database failed: %s", self.config.site, exc)
-
-    def _validate(self, d: _Delivery) -> Event:
-        event = events.decode(d.body)
-        user = d.props.user_id
-        if not user:
-            raise EventError("message has no user_id: its origin cannot be trusted")
-        if user != broker_user_of(event.origin):
-            raise EventError(
-                f"origin {event.origin!r} does not match the publishing broker user {user!r}"
-            )
-        if d.props.message_id and d.props.message_id != event.id:
-            raise EventError(f"message_id {d.props.message_id!r} differs from event id")
-        return event
