@@ -302,5 +302,115 @@ def cleanup(ctx: click.Context, older_than: str | None) -> None:
     _run(go)
 
 
+@main.group("dlq")
+def dlq_group() -> None:
+    """This site's dead-letter queue (SITE_<SITE>.dlq): messages that could not be applied.
+
+    \b
+      bridge dlq list [--json]            what is there and why, leaving it in place
+      bridge dlq retry --id ID | --all    apply again here; failures go back with the reason
+      bridge dlq drop --id ID | --all     delete (asks first unless --yes)
+    """
+
+
+def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--all", "all_", is_flag=True, help="Every message of the queue.")(f)
+    return click.option(
+        "--id",
+        "ids",
+        multiple=True,
+        metavar="EVENT_ID",
+        help="Event id (message_id) as `bridge dlq list` shows it (repeatable).",
+    )(f)
+
+
+def _selection(ids: tuple[str, ...], all_: bool) -> list[str] | None:
+    if bool(ids) == all_:
+        raise click.UsageError("give either --id EVENT_ID (repeatable) or --all")
+    return None if all_ else list(ids)
+
+
+@dlq_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@click.pass_context
+def dlq_list(ctx: click.Context, as_json: bool) -> None:
+    """Show every dead-lettered message (id, type, origin, when, reason) without
+    removing any."""
+    import json
+
+    from bridge import dlq
+
+    def go() -> None:
+        cfg = _load(ctx)
+        letters = dlq.list_dead_letters(cfg)
+        if as_json:
+            click.echo(json.dumps([d.to_dict() for d in letters], indent=2))
+            return
+        for d in letters:
+            when = d.dead_lettered_at.isoformat() if d.dead_lettered_at else "-"
+            click.echo(f"{d.id}  {d.type or '-'}  from {d.origin or '-'}  at {when}")
+            click.echo(f"    reason: {d.reason}")
+        click.echo(f"{len(letters)} message(s) in {dlq.dead_letter_queue(cfg)}", err=True)
+
+    _run(go)
+
+
+@dlq_group.command("retry")
+@_selection_options
+@click.pass_context
+def dlq_retry(ctx: click.Context, ids: tuple[str, ...], all_: bool) -> None:
+    """Apply dead-lettered messages again at this site, through the same checks as
+    `bridge run` (the origin must be the broker user RabbitMQ validated). Applied ones are
+    removed; ones that fail again go back with the new reason. Exits 1 if any failed or
+    an id was not found."""
+    from bridge import dlq
+
+    def go() -> None:
+        cfg = _load(ctx)
+        report = dlq.retry(cfg, _selection(ids, all_))
+        for r in report.results:
+            detail = f": {r.detail}" if r.detail else ""
+            back = f" (back in {dlq.dead_letter_queue(cfg)})" if not r.removed else ""
+            click.echo(f"{r.status:9} {r.id}{detail}{back}")
+        for i in report.unknown:
+            click.echo(f"not found {i}")
+        summary = (
+            f"{len(report.results)} retried, {len(report.failed)} failed again, "
+            f"{len(report.unknown)} id(s) not found"
+        )
+        if report.failed or report.unknown:
+            raise click.ClickException(summary)
+        click.echo(summary, err=True)
+
+    _run(go)
+
+
+@dlq_group.command("drop")
+@_selection_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def dlq_drop(ctx: click.Context, ids: tuple[str, ...], all_: bool, yes: bool) -> None:
+    """Delete dead-lettered messages for good. Exits 1 if an id was not found."""
+    from bridge import dlq
+
+    def go() -> None:
+        cfg = _load(ctx)
+        chosen = _selection(ids, all_)
+        queue = dlq.dead_letter_queue(cfg)
+        if not yes:
+            present = [d.id for d in dlq.list_dead_letters(cfg)]
+            count = len(present) if chosen is None else sum(i in chosen for i in present)
+            if count:
+                click.confirm(f"delete {count} message(s) from {queue} for good?", abort=True)
+        report = dlq.drop(cfg, chosen)
+        for i in report.unknown:
+            click.echo(f"not found {i}")
+        click.echo(f"dropped {len(report.dropped)} message(s) from {queue}")
+        if report.unknown:
+            raise click.ClickException(f"{len(report.unknown)} id(s) not found in {queue}")
+
+    _run(go)
+
+
 if __name__ == "__main__":
     main()
