@@ -343,14 +343,6 @@ def test_site_behind_wins_with_a_change_made_after_it_and_loses_concurrent_write
     assert_verified(cfgs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug: the capture stamp GREATEST(clock_timestamp(), row version + 1 us) "
-    "ignores the site's own changes still in its outbox, so both changes get the same "
-    "stamp and the second one loses at the other sites (they diverge). Remove this mark "
-    "when the capture template also stamps after the row's newest pending outbox change.",
-)
 @pytest.mark.parametrize(
     ("skew", "offline"),
     [("ahead", True), ("behind", True), ("behind", False)],
