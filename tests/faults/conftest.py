@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
+
 from bridge.config import Config
 from tests.conftest import ROOT, db_of, sql
 
@@ -34,25 +36,47 @@ class Writer(threading.Thread):
         self.stop = threading.Event()
         self.written: list[int] = []
         self.events = 0
+        self.failures = 0  # statements refused while the database was away
 
     def run(self) -> None:
         db = db_of(self.cfg)
         for i in self.ids:
             if self.stop.is_set():
                 return
-            sql(
+            # idempotent statements, retried while the database is away: a retry after a
+            # commit whose answer was lost changes nothing, and the change counts once
+            if not self._until_done(
                 db,
-                "INSERT INTO orders (id, customer, amount) VALUES (%s, %s, %s)",
+                "INSERT INTO orders (id, customer, amount) VALUES (%s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING",
                 i,
                 self.cfg.site,
                 i % 1000,
-            )
+            ):
+                return
             self.events += 1
             if i % self.op_every == 0:
-                sql(db, "UPDATE orders SET note = 'touched' WHERE id = %s", i)
+                if not self._until_done(
+                    db,
+                    "UPDATE orders SET note = 'touched' WHERE id = %s "
+                    "AND note IS DISTINCT FROM 'touched'",
+                    i,
+                ):
+                    return
                 self.events += 1
             self.written.append(i)
             self.stop.wait(self.pace)
+
+    def _until_done(self, db: str, query: str, *params: object) -> bool:
+        """Run the statement until it succeeds (True), or until stopped (False)."""
+        while True:
+            try:
+                sql(db, query, *params)
+                return True
+            except psycopg.OperationalError:
+                self.failures += 1
+                if self.stop.wait(0.2):
+                    return False
 
 
 @contextmanager
