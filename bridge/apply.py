@@ -26,9 +26,10 @@ from bridge.event import Event
 
 log = logging.getLogger(__name__)
 
-APPLIED, DUPLICATE, CONFLICT, ECHO, REJECTED = (
+APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED = (
     "applied",
     "duplicate",
+    "superseded",
     "conflict",
     "echo",
     "rejected",
@@ -161,10 +162,16 @@ class Applier:
         if not fresh:
             return Outcome(DUPLICATE)
         known: Version | None = (version_ts, version_origin) if version_ts else None
+        incoming: Version = (event.timestamp, event.origin)
+        if known and known[1] == event.origin and incoming <= known:
+            # An older change from the site whose later change of this row is already
+            # applied: delivered late (RabbitMQ returns the unacknowledged messages of a
+            # crashed consumer out of order). Not a conflict, and under every policy never
+            # applied: a row is never rolled back to an earlier state of the same writer.
+            return Outcome(SUPERSEDED)
         pending = False
         if pending_ts is not None and (known is None or (pending_ts, self.config.site) > known):
             known, pending = (pending_ts, self.config.site), True
-        incoming: Version = (event.timestamp, event.origin)
 
         lost = self._loses(table, info, event, incoming, known, pending, local_row)
         if lost:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ import psycopg
 
 from bridge import event as events
 from bridge import failpoints
-from bridge.apply import DUPLICATE, REJECTED, Outcome
+from bridge.apply import DUPLICATE, REJECTED, SUPERSEDED, Outcome
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
@@ -161,20 +162,23 @@ class Consumer:
                 rejected.append((d, str(exc)))
         outcomes = self._apply(conn, [e for _, e in valid])
         failpoints.hit("consume.applied")
-        duplicates = 0
+        skipped: Counter[str] = Counter()
         for (d, _event), outcome in zip(valid, outcomes, strict=True):
             self.stats.add(outcome.status)
             if outcome.status == REJECTED:
                 rejected.append((d, outcome.reason))
-            elif outcome.status in (DUPLICATE, ARCHIVE_DUPLICATE):
-                duplicates += 1
-        if duplicates:
-            # redeliveries (a crash before an ack, a republish): skipped through the inbox
+            elif outcome.status in (DUPLICATE, ARCHIVE_DUPLICATE, SUPERSEDED):
+                skipped["superseded" if outcome.status == SUPERSEDED else "duplicate"] += 1
+        if skipped:
+            # redeliveries (a crash before an ack, a republish): duplicates are skipped
+            # through the inbox; an older change of a row whose later change from the same
+            # site is already applied (redelivered out of order) is skipped as superseded
             log.info(
-                "site=%s queue=%s %d duplicate(s) skipped of a batch of %d",
+                "site=%s queue=%s %d duplicate(s) skipped, %d superseded of a batch of %d",
                 self.config.site,
                 self.queue,
-                duplicates,
+                skipped["duplicate"],
+                skipped["superseded"],
                 len(batch),
             )
         for d, reason in rejected:

@@ -98,7 +98,7 @@ class DeadLetter:
 @dataclass(frozen=True)
 class RetryResult:
     id: str
-    status: str  # applied, duplicate, conflict, echo (removed from the queue), or failed
+    status: str  # applied, duplicate, superseded, conflict, echo (removed), or failed
     detail: str = ""
 
     @property

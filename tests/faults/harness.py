@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from tests.conftest import converged, db_of, env_of, sql, wait_for
 # -- bridges as processes ---------------------------------------------------------------
 
 DUPLICATES = re.compile(r"(\d+) duplicate\(s\) skipped")
+SUPERSEDED = re.compile(r"(\d+) superseded of a batch")
 FAILPOINT = re.compile(r"failpoint (\S+): kill -9")
 
 
@@ -99,6 +100,9 @@ class BridgeProcess:
     def duplicates_skipped(self) -> int:
         return sum(int(n) for n in DUPLICATES.findall(self.all_logs()))
 
+    def superseded(self) -> int:
+        return sum(int(n) for n in SUPERSEDED.findall(self.all_logs()))
+
     def failpoint_kills(self) -> Counter[str]:
         return Counter(FAILPOINT.findall(self.all_logs()))
 
@@ -159,21 +163,27 @@ class SiteTally:
     inbox: int  # foreign events recorded as received
     apply_writes: int  # row writes made by bridge's apply (audit)
     not_applied: int  # events that lost (logged in bridge_conflicts)
+    superseded: int  # older changes of a writer whose later change was already applied
     conflicts: int  # every bridge_conflicts row
     duplicates: int  # redeliveries skipped through the inbox
     missing: int  # events of other sites never received here
     rows: int
 
     @property
+    def applied(self) -> int:
+        """Events received and applied (neither lost nor superseded)."""
+        return self.inbox - self.not_applied - self.superseded
+
+    @property
     def applied_twice(self) -> int:
         """Row writes beyond one per event applied (0 unless an event was applied twice)."""
-        return max(0, self.apply_writes - (self.inbox - self.not_applied))
+        return max(0, self.apply_writes - self.applied)
 
     @property
     def silently_dropped(self) -> int:
         """Events received, not logged as lost, that wrote no row (only meaningful when no
         delete ran: a remote delete of an absent row writes nothing)."""
-        return max(0, (self.inbox - self.not_applied) - self.apply_writes)
+        return max(0, self.applied - self.apply_writes)
 
 
 @dataclass
@@ -192,8 +202,8 @@ class Tally:
 
     def line(self) -> str:
         per = "; ".join(
-            f"{site}: applied {s.inbox - s.not_applied} (row writes {s.apply_writes}), "
-            f"duplicates skipped {s.duplicates}, conflicts {s.conflicts}, rows {s.rows}"
+            f"{site}: applied {s.applied} (row writes {s.apply_writes}), duplicates skipped "
+            f"{s.duplicates}, superseded {s.superseded}, conflicts {s.conflicts}, rows {s.rows}"
             for site, s in self.sites.items()
         )
         return (
@@ -211,9 +221,13 @@ class Tally:
 
 
 def tally(
-    cfgs: list[Config], written: int, duplicates: dict[str, int], archive: Config | None = None
+    cfgs: list[Config],
+    written: int,
+    procs: Mapping[str, BridgeProcess],
+    archive: Config | None = None,
 ) -> Tally:
-    """Count what every site received and wrote; `archive` defaults to the archive site."""
+    """Count what every site received and wrote (the bridges' logs tell the duplicates and
+    superseded changes they skipped); `archive` defaults to the archive site."""
     archive = archive or next(c for c in cfgs if c.is_archive)
     events = sql(db_of(archive), "SELECT event_id::text, origin FROM bridge_archive")
     t = Tally(written=written, archived=len(events))
@@ -226,7 +240,8 @@ def tally(
             apply_writes=sql(db, "SELECT count(*) FROM test_audit WHERE applying")[0][0],
             not_applied=sql(db, f"SELECT count(*) FROM bridge_conflicts WHERE {NOT_APPLIED}")[0][0],
             conflicts=sql(db, "SELECT count(*) FROM bridge_conflicts")[0][0],
-            duplicates=duplicates.get(c.site, 0),
+            superseded=procs[c.site].superseded() if c.site in procs else 0,
+            duplicates=procs[c.site].duplicates_skipped() if c.site in procs else 0,
             missing=len(foreign - inbox),
             rows=sql(db, "SELECT count(*) FROM orders")[0][0],
         )

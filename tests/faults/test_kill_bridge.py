@@ -68,12 +68,11 @@ def test_bridges_killed_again_and_again(sites, tmp_path):
         rows = sum(len(w.written) for w in ws)
         events = sum(w.events for w in ws)
         settle(cfgs, rows, events)
-        duplicates = {s: p.duplicates_skipped() for s, p in procs.items()}
         external = sum(p.kills for p in procs.values())
         at_points: Counter[str] = Counter()
         for p in procs.values():
             at_points.update(p.failpoint_kills())
-    t = tally(cfgs, events, duplicates)
+    t = tally(cfgs, events, procs)
     print(
         f"kill -9: {external} by the test, {sum(at_points.values())} at failpoints "
         f"{dict(at_points)}"

@@ -16,6 +16,7 @@ from tests.conftest import (
     amqp_url_for,
     converged,
     db_of,
+    make_config,
     outbox_empty,
     rows,
     running,
@@ -282,3 +283,21 @@ def test_row_refused_by_a_local_constraint_is_a_conflict_and_the_batch_goes_on(s
     assert "CheckViolation" in conflict[0][1]
     # recorded in the inbox: a redelivery of it is not retried forever
     assert sql(db_of(madrid), "SELECT count(*) FROM bridge_inbox")[0][0] == 3
+
+
+@pytest.mark.parametrize("policy", ["lww", "none", "manual", "column:updated_at"])
+def test_an_older_change_delivered_late_never_rolls_the_row_back(sites, policy):
+    """RabbitMQ may return a crashed consumer's messages out of order: LONDON's update of
+    a row reaches MADRID before LONDON's insert of it. Under every policy the insert is
+    skipped as superseded (not applied, not a conflict) and the row keeps the update."""
+    madrid = make_config("MADRID", db_of(sites["MADRID"]), tables={"orders": policy})
+    first = {"ts": "2026-01-01T00:00:00.000000Z", "updated_at": "2026-01-01T00:00:00Z"}
+    later = {"ts": "2026-01-01T00:00:01.000000Z", "updated_at": "2026-01-01T00:00:01Z"}
+    with running(madrid) as bridges:
+        publish_raw(event_body(LONDON, key=5, op="update", customer="later", **later), LONDON)
+        wait_for(lambda: rows(madrid), 30, "the update applied")
+        publish_raw(event_body(LONDON, key=5, customer="first", **first), LONDON)
+        wait_for(lambda: bridges[MADRID].stats.snapshot().get("superseded") == 1, 30, "superseded")
+    assert [(r[0], r[1]) for r in rows(madrid)] == [(5, "later")]
+    assert sql(db_of(madrid), "SELECT count(*) FROM bridge_conflicts")[0][0] == 0
+    assert sql(db_of(madrid), "SELECT count(*) FROM bridge_inbox")[0][0] == 2
