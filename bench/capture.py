@@ -31,9 +31,9 @@ from bench.common import (
     md_header,
     median,
     parser,
+    ratio_result,
     rounds_order,
     table,
-    verdict,
     write_results,
 )
 from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
@@ -213,18 +213,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     }
     result["results"] = {
-        "single_row": {
-            "ratio": single_ratio,
-            "ratio_of_medians": med("single_triggers_tps") / med("single_plain_tps"),
-            "target": f">= {TARGET_SINGLE}",
-            "verdict": verdict(single_ratio, TARGET_SINGLE),
-        },
-        "multi_row_100": {
-            "ratio": multi_ratio,
-            "ratio_of_medians": med("multi_triggers_rows_per_s") / med("multi_plain_rows_per_s"),
-            "target": f">= {TARGET_MULTI}",
-            "verdict": verdict(multi_ratio, TARGET_MULTI),
-        },
+        "single_row": ratio_result(
+            single_ratio, med("single_triggers_tps"), med("single_plain_tps"), TARGET_SINGLE
+        ),
+        "multi_row_100": ratio_result(
+            multi_ratio,
+            med("multi_triggers_rows_per_s"),
+            med("multi_plain_rows_per_s"),
+            TARGET_MULTI,
+        ),
     }
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     write_results(NAME, result, markdown(result))
@@ -263,8 +260,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
     lines += ["", "Rounds:", ""]
     lines += table(
-        ["round", "single plain", "single trig", "ratio", "100-row plain", "100-row trig",
-         "ratio"],
+        ["round", "single plain", "single trig", "ratio", "100-row plain", "100-row trig", "ratio"],
         [
             [
                 e["round"],

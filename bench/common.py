@@ -168,7 +168,6 @@ class Broker:
         finally:
             conn.close()
 
-
     def wait_up(self, timeout: float = 180.0) -> None:
         """Wait until the admin user can connect again (a node or HAProxy restarting)."""
         deadline = time.monotonic() + timeout
@@ -182,8 +181,9 @@ class Hiccup(Exception):
     """A run disturbed from outside the benchmark (a broker node restarted meanwhile)."""
 
 
-def attempt(what: str, fn: Callable[[], T], broker: Broker, discarded: list[str],
-            tries: int = 3) -> T:
+def attempt(
+    what: str, fn: Callable[[], T], broker: Broker, discarded: list[str], tries: int = 3
+) -> T:
     """fn(), redone (up to `tries` times) if the broker went away during it; the reasons of
     discarded attempts are appended to `discarded` and end up in the results."""
     for n in range(1, tries + 1):
@@ -221,8 +221,14 @@ def checkpoint() -> None:
 
 
 def pg_facts() -> dict[str, str]:
-    names = ("server_version", "synchronous_commit", "fsync", "wal_sync_method",
-             "shared_buffers", "max_wal_size")
+    names = (
+        "server_version",
+        "synchronous_commit",
+        "fsync",
+        "wal_sync_method",
+        "shared_buffers",
+        "max_wal_size",
+    )
     return {n: str(sql("postgres", f"SHOW {n}")[0][0]) for n in names}
 
 
@@ -306,6 +312,17 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
         return "n/a"
     ok = value >= target if higher_is_better else value <= target
     return "PASS" if ok else "FAIL"
+
+
+def ratio_result(ratio: float, subject: float, baseline: float, target: float) -> dict[str, Any]:
+    """A ratio figure for the results: the median of per-round ratios, the ratio of the
+    medians beside it, the target and the verdict."""
+    return {
+        "ratio": ratio,
+        "ratio_of_medians": subject / baseline,
+        "target": f">= {target}",
+        "verdict": verdict(ratio, target),
+    }
 
 
 def write_results(name: str, result: dict[str, Any], markdown: str) -> None:

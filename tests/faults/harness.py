@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import verify
 from bridge.config import Config
 from tests.conftest import converged, db_of, env_of, sql, wait_for
 
@@ -350,6 +351,25 @@ class Proxy:
 
 
 # -- waiting for the end state ----------------------------------------------------------
+
+
+def finish(
+    cfgs: list[Config], procs: Mapping[str, BridgeProcess], writers: list[Any], what: str
+) -> Tally:
+    """Stop the writers, wait until every change is everywhere, then print the tally and
+    check it: nothing lost, nothing applied twice, no bridge gave up, verify clean."""
+    for w in writers:
+        w.stop.set()
+        w.join(60)
+    events = sum(w.events for w in writers)
+    settle(cfgs, sum(len(w.written) for w in writers), events)
+    assert all(p.alive() for p in procs.values()), "a bridge gave up"
+    t = tally(cfgs, events, procs)
+    print(f"\n{what}; {t.line()}")
+    t.check()
+    _, differing = verify.verify(cfgs[0], {c.site: c.database_url for c in cfgs[1:]})
+    assert differing == []
+    return t
 
 
 def count(cfg: Config, table: str = "orders") -> int:
