@@ -7,48 +7,52 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), c.v + interval '1 microsecond',
-                 CASE WHEN c.v + interval '1 microsecond' >= clock_timestamp() THEN
+        SELECT GREATEST(c.now, c.v + interval '1 microsecond',
+                 CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
                       + interval '1 microsecond' END), 'orders.insert', jsonb_build_object('table', 'orders', 'op', 'insert', 'key', c.k, 'row', c.r)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
-                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v
+                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
+                  clock_timestamp() AS now
                   FROM (SELECT jsonb_build_object('id', to_jsonb(n."id")) AS k, jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', '')) AS r
                           FROM bridge_new AS n) AS x OFFSET 0) AS c;
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), c.v + interval '1 microsecond',
-                 CASE WHEN c.v + interval '1 microsecond' >= clock_timestamp() THEN
+        SELECT GREATEST(c.now, c.v + interval '1 microsecond',
+                 CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
                       + interval '1 microsecond' END), 'orders.update', jsonb_build_object('table', 'orders', 'op', 'update', 'key', c.k, 'row', c.r)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
-                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v
+                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
+                  clock_timestamp() AS now
                   FROM (SELECT jsonb_build_object('id', to_jsonb(n."id")) AS k, jsonb_build_object('id', to_jsonb(n."id"), 'Customer', n."Customer"::text, 'amount', n."amount"::text, 'updated_at', CASE WHEN isfinite(n."updated_at") THEN to_char(n."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE n."updated_at"::text END, 'blob', translate(encode(n."blob", 'base64'), E'\n', '')) AS r
                           FROM bridge_new AS n) AS x OFFSET 0) AS c;
         -- a row whose primary key changed: its old key is deleted everywhere
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), c.v + interval '1 microsecond',
-                 CASE WHEN c.v + interval '1 microsecond' >= clock_timestamp() THEN
+        SELECT GREATEST(c.now, c.v + interval '1 microsecond',
+                 CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
                       + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
-                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v
+                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
+                  clock_timestamp() AS now
                   FROM (SELECT jsonb_build_object('id', to_jsonb(o."id")) AS k, jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', '')) AS r
                           FROM bridge_old AS o
                          WHERE NOT EXISTS (SELECT 1 FROM bridge_new AS n
                                             WHERE n."id" = o."id")) AS x OFFSET 0) AS c;
     ELSE
         INSERT INTO bridge_outbox (created_at, type, payload)
-        SELECT GREATEST(clock_timestamp(), c.v + interval '1 microsecond',
-                 CASE WHEN c.v + interval '1 microsecond' >= clock_timestamp() THEN
+        SELECT GREATEST(c.now, c.v + interval '1 microsecond',
+                 CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
                       + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
-                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v
+                             WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
+                  clock_timestamp() AS now
                   FROM (SELECT jsonb_build_object('id', to_jsonb(o."id")) AS k, jsonb_build_object('id', to_jsonb(o."id"), 'Customer', o."Customer"::text, 'amount', o."amount"::text, 'updated_at', CASE WHEN isfinite(o."updated_at") THEN to_char(o."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE o."updated_at"::text END, 'blob', translate(encode(o."blob", 'base64'), E'\n', '')) AS r
                           FROM bridge_old AS o) AS x OFFSET 0) AS c;
     END IF;
