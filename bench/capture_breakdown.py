@@ -41,7 +41,7 @@ from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
 
 NAME = "capture_breakdown"
 NOTIFY = "PERFORM pg_notify('bridge_outbox', '');"
-STAMP = re.compile(r"GREATEST\(clock_timestamp\(\).*?END\)", re.S)
+STAMP = re.compile(r"GREATEST\(c\.now,.*?END\)", re.S)
 LOOKUP = re.compile(r"\(SELECT rv\.ts FROM bridge_row_version AS rv\s+WHERE [^)]*\) AS v", re.S)
 ROWS = re.compile(r"\(SELECT jsonb_build_object\('.*? AS k, .*? AS r\n", re.S)
 FENCE = " OFFSET 0) AS c"
@@ -78,7 +78,7 @@ class Variant:
 
 
 NO_NOTIFY = _drop(NOTIFY)
-NO_LOOKUP = (_sub(STAMP, "clock_timestamp()"), _sub(LOOKUP, "NULL::timestamptz AS v"))
+NO_LOOKUP = (_sub(STAMP, "c.now"), _sub(LOOKUP, "NULL::timestamptz AS v"))
 CONST = _sub(ROWS, "(SELECT '{}'::jsonb AS k, '{}'::jsonb AS r\n")
 VARIANTS = (
     Variant("plain", "no trigger (baseline)", triggers=False),
