@@ -106,6 +106,9 @@ class _Session:
         self.next_tag = 0
         self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
         self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
+        # seqs confirmed but not marked, their row locked by the consumer applying its echo
+        # (or gone): the sweep leaves them alone for republish_after, like published rows
+        self.unmarked: dict[int, float] = {}
         self.returned: set[int] = set()  # seqs the broker could not route
         self.pump_scheduled = False
         self.more = False  # the last read filled the window: more rows may be waiting
@@ -278,11 +281,15 @@ class _Session:
         # confirmed rows are no longer in flight but not yet marked: mark them first, or
         # the sweep would take them for stragglers and publish them again
         self._mark_confirmed()
+        now = time.monotonic()
+        self.unmarked = {
+            s: at for s, at in self.unmarked.items() if now - at < self.cfg.republish_after
+        }
         rows = self.db.execute(
             self.sql["outbox_fetch_stragglers"],
             {
                 "upto": self.cursor,
-                "in_flight": [s.seq for s in self.in_flight.values()],
+                "in_flight": [s.seq for s in self.in_flight.values()] + list(self.unmarked),
                 "republish_after": self.cfg.republish_after,
                 "limit": room,
             },
@@ -349,6 +356,8 @@ class _Session:
         if not self.confirmed:
             return
         seqs, self.confirmed = self.confirmed, []
-        self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})
+        marked = {r[0] for r in self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})}
+        now = time.monotonic()
+        self.unmarked.update((s, now) for s in seqs if s not in marked)
         failpoints.hit("dispatch.marked")
         self.o.stats.add("published", len(seqs))
