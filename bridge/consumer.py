@@ -113,7 +113,7 @@ class Consumer:
                 pending.append(_Delivery(method.delivery_tag, props, body))
 
             try:
-                channel.basic_consume(self.queue, on_message)
+                tag = channel.basic_consume(self.queue, on_message)
             except pika.exceptions.ChannelClosedByBroker as exc:
                 raise BridgeError(
                     f"cannot consume {self.queue}: {exc.reply_text}; run bridge topology apply "
@@ -130,7 +130,13 @@ class Consumer:
                     # the batch's ack must cover exactly what was applied
                     batch, pending = pending, []
                     self._process(conn, channel, dead_letters, batch)
-            if pending:  # stopping: finish the batch in hand
+            # stopping: end the deliveries, then finish all that was delivered, so that as
+            # few messages as possible go back to the queue unacknowledged (RabbitMQ 3.10
+            # returns those out of order); what arrives before the cancel is confirmed goes
+            # back (pika rejects it)
+            conn.process_data_events(time_limit=0)
+            channel.basic_cancel(tag)
+            if pending:
                 batch, pending = pending, []
                 self._process(conn, channel, dead_letters, batch)
         finally:
