@@ -25,32 +25,64 @@ DEFAULT = ["capture", "dispatcher", "end_to_end"]
 
 def headline(name: str, result: dict[str, Any]) -> list[list[str]]:
     if name == "capture_breakdown":
-        return [[f"capture breakdown: {v['variant']} single-row / 100-row ratio",
-                 f"{fmt(v['single_ratio'], 3)} / {fmt(v['multi_ratio'], 3)}", "", ""]
-                for v in result["variants"]]
+        return [
+            [
+                f"capture breakdown: {v['variant']} single-row / 100-row ratio",
+                f"{fmt(v['single_ratio'], 3)} / {fmt(v['multi_ratio'], 3)}",
+                "",
+                "",
+            ]
+            for v in result["variants"]
+        ]
     res = result["results"]
     if name == "capture":
         return [
-            ["capture, single-row tx with/without triggers", fmt(res["single_row"]["ratio"], 3),
-             res["single_row"]["target"], res["single_row"]["verdict"]],
-            ["capture, 100-row statements with/without triggers",
-             fmt(res["multi_row_100"]["ratio"], 3), res["multi_row_100"]["target"],
-             res["multi_row_100"]["verdict"]],
+            [
+                "capture, single-row tx with/without triggers",
+                fmt(res["single_row"]["ratio"], 3),
+                res["single_row"]["target"],
+                res["single_row"]["verdict"],
+            ],
+            [
+                "capture, 100-row statements with/without triggers",
+                fmt(res["multi_row_100"]["ratio"], 3),
+                res["multi_row_100"]["target"],
+                res["multi_row_100"]["verdict"],
+            ],
         ]
     if name == "dispatcher":
         r = res["confirmed_publishes"]
         m = result["medians"]
-        return [[f"dispatcher / bare pika confirmed msg/s ({fmt(m['dispatcher_per_s'])} / "
-                 f"{fmt(m['bare_pika_per_s'])})", fmt(r["ratio"], 3), r["target"], r["verdict"]]]
+        return [
+            [
+                f"dispatcher / bare pika confirmed msg/s ({fmt(m['dispatcher_per_s'])} / "
+                f"{fmt(m['bare_pika_per_s'])})",
+                fmt(r["ratio"], 3),
+                r["target"],
+                r["verdict"],
+            ]
+        ]
     m = result["medians"]
     return [
-        [f"end to end events/s ({fmt(m['e2e_per_s'])}) / writer alone "
-         f"({fmt(m['solo_writer_per_s'])})", fmt(m["throughput_ratio"], 3),
-         res["throughput"]["target"], ""],
-        ["end to end latency p50 at 200/s, ms", fmt(res["latency_p50"]["ms"], 1),
-         res["latency_p50"]["target"], res["latency_p50"]["verdict"]],
-        ["end to end latency p99 at 200/s, ms", fmt(res["latency_p99"]["ms"], 1),
-         res["latency_p99"]["target"], res["latency_p99"]["verdict"]],
+        [
+            f"end to end events/s ({fmt(m['e2e_per_s'])}) / writer alone "
+            f"({fmt(m['solo_writer_per_s'])})",
+            fmt(m["throughput_ratio"], 3),
+            res["throughput"]["target"],
+            "",
+        ],
+        [
+            "end to end latency p50 at 200/s, ms",
+            fmt(res["latency_p50"]["ms"], 1),
+            res["latency_p50"]["target"],
+            res["latency_p50"]["verdict"],
+        ],
+        [
+            "end to end latency p99 at 200/s, ms",
+            fmt(res["latency_p99"]["ms"], 1),
+            res["latency_p99"]["target"],
+            res["latency_p99"]["verdict"],
+        ],
     ]
 
 

@@ -83,18 +83,31 @@ CONST = _sub(ROWS, "(SELECT '{}'::jsonb AS k, '{}'::jsonb AS r\n")
 VARIANTS = (
     Variant("plain", "no trigger (baseline)", triggers=False),
     Variant("bridge", "bridge's trigger as generated"),
-    Variant("unfenced", "without OFFSET 0: the version lookup inlined into each use",
-            (_drop(FENCE, ") AS c"),)),
+    Variant(
+        "unfenced",
+        "without OFFSET 0: the version lookup inlined into each use",
+        (_drop(FENCE, ") AS c"),),
+    ),
     Variant("no_notify", "- pg_notify", (NO_NOTIFY,)),
-    Variant("no_lookup", "- pg_notify - version/outbox lookups (stamp = clock)",
-            (NO_NOTIFY, *NO_LOOKUP)),
-    Variant("const", "- pg_notify - lookups - JSON of the row (constant)",
-            (NO_NOTIFY, *NO_LOOKUP, CONST)),
-    Variant("no_uuid_key", "- pg_notify - lookups - JSON - UNIQUE(event_id)",
-            (NO_NOTIFY, *NO_LOOKUP, CONST),
-            "ALTER TABLE bridge_outbox DROP CONSTRAINT bridge_outbox_event_id_key"),
-    Variant("empty", "empty trigger function (transition tables only)",
-            (_sub(BODY, "BEGIN\n    RETURN NULL;\nEND\n"),)),
+    Variant(
+        "no_lookup", "- pg_notify - version/outbox lookups (stamp = clock)", (NO_NOTIFY, *NO_LOOKUP)
+    ),
+    Variant(
+        "const",
+        "- pg_notify - lookups - JSON of the row (constant)",
+        (NO_NOTIFY, *NO_LOOKUP, CONST),
+    ),
+    Variant(
+        "no_uuid_key",
+        "- pg_notify - lookups - JSON - UNIQUE(event_id)",
+        (NO_NOTIFY, *NO_LOOKUP, CONST),
+        "ALTER TABLE bridge_outbox DROP CONSTRAINT bridge_outbox_event_id_key",
+    ),
+    Variant(
+        "empty",
+        "empty trigger function (transition tables only)",
+        (_sub(BODY, "BEGIN\n    RETURN NULL;\nEND\n"),),
+    ),
 )
 
 
@@ -133,8 +146,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_single, n_statements = (3000, 200) if quick else (8000, 600)
     broker = Broker(args.vhost, args.amqp_host_port)
     broker.ensure_ready()
-    params = {"rounds": rounds, "single_row_transactions": n_single,
-              "multi_row_statements": n_statements, "client_connections": 1}
+    params = {
+        "rounds": rounds,
+        "single_row_transactions": n_single,
+        "multi_row_statements": n_statements,
+        "client_connections": 1,
+    }
     result = header(NAME, quick, broker, params)
     started = time.perf_counter()
     skipped: dict[str, str] = {}
@@ -147,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             variants.append(v)
     rows = make_rows(max(n_single + 1, (n_statements + 1) * ROWS_PER_STATEMENT))
-    runs: dict[str, dict[str, list[float]]] = {v.name: {"single": [], "multi": []}
-                                               for v in variants}
+    runs: dict[str, dict[str, list[float]]] = {
+        v.name: {"single": [], "multi": []} for v in variants
+    }
     try:
         for v in variants:  # warm-up
             run_single(db_of(v), rows[:300], 1)
@@ -159,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 runs[v.name]["single"].append(run_single(db_of(v), rows[: n_single + 1], 1))
             for v in order:
                 runs[v.name]["multi"].append(
-                    run_multi(db_of(v), rows[: (n_statements + 1) * ROWS_PER_STATEMENT], 1))
+                    run_multi(db_of(v), rows[: (n_statements + 1) * ROWS_PER_STATEMENT], 1)
+                )
             log(f"breakdown round {r + 1}/{rounds} done")
     finally:
         for v in VARIANTS:
@@ -169,15 +188,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     table_rows = []
     for v in variants:
         s, m = median(runs[v.name]["single"]), median(runs[v.name]["multi"])
-        table_rows.append({
-            "variant": v.name, "what": v.what,
-            "single_tps": round(s, 1), "single_us_per_tx": round(1e6 / s, 1),
-            "single_ratio": round(s / base_s, 3),
-            "multi_rows_per_s": round(m, 1), "multi_us_per_row": round(1e6 / m, 2),
-            "multi_ratio": round(m / base_m, 3),
-            "raw_single": [round(x, 1) for x in runs[v.name]["single"]],
-            "raw_multi": [round(x, 1) for x in runs[v.name]["multi"]],
-        })
+        table_rows.append(
+            {
+                "variant": v.name,
+                "what": v.what,
+                "single_tps": round(s, 1),
+                "single_us_per_tx": round(1e6 / s, 1),
+                "single_ratio": round(s / base_s, 3),
+                "multi_rows_per_s": round(m, 1),
+                "multi_us_per_row": round(1e6 / m, 2),
+                "multi_ratio": round(m / base_m, 3),
+                "raw_single": [round(x, 1) for x in runs[v.name]["single"]],
+                "raw_multi": [round(x, 1) for x in runs[v.name]["multi"]],
+            }
+        )
     result["variants"] = table_rows
     result["skipped"] = skipped
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -196,9 +220,18 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     lines += table(
         ["variant", "single-row tx/s", "µs/tx", "ratio", "100-row rows/s", "µs/row", "ratio"],
-        [[f"{v['variant']}: {v['what']}", fmt(v["single_tps"]), fmt(v["single_us_per_tx"], 0),
-          fmt(v["single_ratio"], 3), fmt(v["multi_rows_per_s"]), fmt(v["multi_us_per_row"], 1),
-          fmt(v["multi_ratio"], 3)] for v in result["variants"]],
+        [
+            [
+                f"{v['variant']}: {v['what']}",
+                fmt(v["single_tps"]),
+                fmt(v["single_us_per_tx"], 0),
+                fmt(v["single_ratio"], 3),
+                fmt(v["multi_rows_per_s"]),
+                fmt(v["multi_us_per_row"], 1),
+                fmt(v["multi_ratio"], 3),
+            ]
+            for v in result["variants"]
+        ],
     )
     if result["skipped"]:
         lines += ["", "Skipped (the generated trigger changed):", ""]

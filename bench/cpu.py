@@ -35,14 +35,14 @@ def processes() -> dict[int, Proc]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:  # the process is gone
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(entry.name)] = Proc(int(entry.name), comm, cmdline,
-                                    int(fields[11]) + int(fields[12]), int(fields[19]))
+        out[int(entry.name)] = Proc(
+            int(entry.name), comm, cmdline, int(fields[11]) + int(fields[12]), int(fields[19])
+        )
     return out
 
 
@@ -55,8 +55,10 @@ def machine_busy_ticks() -> int:
 
 def pg_backends() -> dict[int, tuple[str, str]]:
     """pid -> (database, application_name) of every PostgreSQL client backend."""
-    rows = sql("postgres", "SELECT pid, coalesce(datname, ''), coalesce(application_name, '') "
-               "FROM pg_stat_activity")
+    rows = sql(
+        "postgres",
+        "SELECT pid, coalesce(datname, ''), coalesce(application_name, '') FROM pg_stat_activity",
+    )
     return {int(pid): (str(db), str(app)) for pid, db, app in rows}
 
 
@@ -71,8 +73,13 @@ def snapshot() -> Snapshot:
     return Snapshot(processes(), pg_backends(), machine_busy_ticks())
 
 
-def usage(before: Snapshot, after: Snapshot, group: Callable[[Proc, tuple[str, str] | None], str],
-          wall: float, events: int) -> dict[str, Any]:
+def usage(
+    before: Snapshot,
+    after: Snapshot,
+    group: Callable[[Proc, tuple[str, str] | None], str],
+    wall: float,
+    events: int,
+) -> dict[str, Any]:
     """CPU seconds per group between two snapshots (processes that started in between count
     from zero; those that ended in between are missed)."""
     seconds: dict[str, float] = {}

@@ -134,9 +134,20 @@ class SubprocessBridges:
             path.write_text(toml(cfg))
             with open(self.workdir / f"{site.lower()}.log", "ab") as out:
                 self.procs[site] = subprocess.Popen(
-                    [sys.executable, "-m", "bridge", "--config", str(path),
-                     "--log-level", "WARNING", "run"],
-                    cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    [
+                        sys.executable,
+                        "-m",
+                        "bridge",
+                        "--config",
+                        str(path),
+                        "--log-level",
+                        "WARNING",
+                        "run",
+                    ],
+                    cwd=self.workdir,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
 
     def stop(self) -> None:
@@ -203,7 +214,9 @@ class ThreadBridges:
 
     def disturbances(self) -> int:
         return sum(
-            v for b in self.bridges.values() for k, v in b.stats.snapshot().items()
+            v
+            for b in self.bridges.values()
+            for k, v in b.stats.snapshot().items()
             if k.endswith("reconnects")
         )
 
@@ -218,8 +231,12 @@ def wait_ready(bridges: Bridges, broker: Broker, timeout: float = 90.0) -> None:
                 ch.queue_declare(q, passive=True).method.consumer_count for q in broker.queues()
             ]
         leases = [
-            sql(db_of(s), "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = "
-                "l.database WHERE l.locktype = 'advisory' AND d.datname = %s", db_of(s))[0][0]
+            sql(
+                db_of(s),
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = "
+                "l.database WHERE l.locktype = 'advisory' AND d.datname = %s",
+                db_of(s),
+            )[0][0]
             for s in SITES
         ]
         if all(consumers) and all(leases):
@@ -290,8 +307,7 @@ def install_observer(dest: str) -> None:
     notification when its transaction commits, so the listener learns the moment the rows
     became visible (the benchmark's own instrument, not part of bridge)."""
     if dest == "ARCHIVE":
-        text = SEEN_TRIGGER.format(id="(event -> 'data' -> 'key' ->> 'id')",
-                                   table="bridge_archive")
+        text = SEEN_TRIGGER.format(id="(event -> 'data' -> 'key' ->> 'id')", table="bridge_archive")
         sql(db_of(WRITER), text)
     else:
         sql(db_of(dest), SEEN_TRIGGER.format(id="id", table="orders"))
@@ -309,8 +325,7 @@ class Observer:
     error: BaseException | None = None
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name=f"observe-{self.dest}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"observe-{self.dest}", daemon=True)
         self.thread.start()
         if not self.ready.wait(10):
             raise RuntimeError(f"observer {self.dest} did not start: {self.error!r}")
@@ -341,8 +356,9 @@ class Observer:
             self.thread.join(5)
 
 
-def wait_arrived(written: Written, observers: dict[str, Observer],
-                 timeout: float) -> dict[str, int]:
+def wait_arrived(
+    written: Written, observers: dict[str, Observer], timeout: float
+) -> dict[str, int]:
     """Wait until every row of the run is visible at LONDON, MADRID and in the archive."""
     n = len(written.commits)
     deadline = time.monotonic() + timeout
@@ -376,8 +392,12 @@ def arrivals(written: Written, observers: dict[str, Observer], since: float) -> 
     )
     inbox = {
         site: dict(
-            sql(db_of(site), "SELECT event_id::text, extract(epoch FROM applied_at)::float8 "
-                "FROM bridge_inbox WHERE applied_at >= to_timestamp(%s)", since)
+            sql(
+                db_of(site),
+                "SELECT event_id::text, extract(epoch FROM applied_at)::float8 "
+                "FROM bridge_inbox WHERE applied_at >= to_timestamp(%s)",
+                since,
+            )
         )
         for site in ("LONDON", "MADRID")
     }
@@ -426,15 +446,17 @@ def latency_summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def cpu_grouper(bridge_pids: dict[str, int]) -> Callable[[cpu.Proc, tuple[str, str] | None],
-                                                          str]:
+def cpu_grouper(bridge_pids: dict[str, int]) -> Callable[[cpu.Proc, tuple[str, str] | None], str]:
     sites = {pid: site for site, pid in bridge_pids.items()}
     me = os.getpid()
 
     def group(proc: cpu.Proc, backend: tuple[str, str] | None) -> str:
         if proc.pid in sites:
-            return f"bridge {sites[proc.pid]} process" if proc.pid != me else \
-                "benchmark process (bridges in-process, writer, observers)"
+            return (
+                f"bridge {sites[proc.pid]} process"
+                if proc.pid != me
+                else "benchmark process (bridges in-process, writer, observers)"
+            )
         if proc.pid == me:
             return "benchmark process (writer, observers)"
         if backend is not None and backend[0].startswith("bench_e2e_"):
@@ -465,11 +487,15 @@ def probe_setup(broker: Broker) -> None:
         ch.exchange_declare(PROBE_EXCHANGE, exchange_type="fanout", durable=True)
         for q in probe_queues():
             ch.queue_delete(q)
-            ch.queue_declare(q, durable=True, arguments={
-                "x-queue-type": "quorum",
-                "x-single-active-consumer": True,
-                "x-delivery-limit": DELIVERY_LIMIT,
-            })
+            ch.queue_declare(
+                q,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-single-active-consumer": True,
+                    "x-delivery-limit": DELIVERY_LIMIT,
+                },
+            )
             ch.queue_bind(q, PROBE_EXCHANGE)
 
 
@@ -521,8 +547,12 @@ def probe(broker: Broker, body: bytes, rate: float, n: int) -> dict[str, Any]:
             if ahead > 0:
                 time.sleep(ahead)
             props = pika.BasicProperties(
-                message_id=str(i), content_type="application/json", type="orders.insert",
-                delivery_mode=pika.DeliveryMode.Persistent, app_id="bench", user_id="admin",
+                message_id=str(i),
+                content_type="application/json",
+                type="orders.insert",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                app_id="bench",
+                user_id="admin",
             )
             sent[i] = time.perf_counter()
             ch.basic_publish(PROBE_EXCHANGE, "", body, props)
@@ -573,8 +603,9 @@ def guarded(bridges: Bridges, run: Callable[[], dict[str, Any]]) -> dict[str, An
     return out
 
 
-def throughput_run(plan: Plan, bridges: Bridges, observers: dict[str, Observer],
-                   profile_dir: Path | None) -> dict[str, Any]:
+def throughput_run(
+    plan: Plan, bridges: Bridges, observers: dict[str, Observer], profile_dir: Path | None
+) -> dict[str, Any]:
     n = plan.throughput_events
     since = time.time() - 0.5
     spies = profiling.start(bridges.pids(), 4 + n / 400, profile_dir, "throughput")
@@ -599,8 +630,9 @@ def throughput_run(plan: Plan, bridges: Bridges, observers: dict[str, Observer],
     }
 
 
-def throughput_pair(plan: Plan, r: int, bridges: Bridges,
-                    observers: dict[str, Observer]) -> dict[str, Any]:
+def throughput_pair(
+    plan: Plan, r: int, bridges: Bridges, observers: dict[str, Observer]
+) -> dict[str, Any]:
     n = plan.throughput_events
     out: dict[str, Any] = {}
     for kind in rounds_order(r):
@@ -614,13 +646,13 @@ def throughput_pair(plan: Plan, r: int, bridges: Bridges,
     return out
 
 
-def latency_run(plan: Plan, bridges: Bridges, observers: dict[str, Observer],
-                profile_dir: Path | None) -> dict[str, Any]:
+def latency_run(
+    plan: Plan, bridges: Bridges, observers: dict[str, Observer], profile_dir: Path | None
+) -> dict[str, Any]:
     rate = plan.latency_rate
     n = int(rate * plan.latency_seconds)
     since = time.time() - 0.5
-    spies = profiling.start(bridges.pids(), plan.latency_seconds, profile_dir, "latency",
-                            idle=True)
+    spies = profiling.start(bridges.pids(), plan.latency_seconds, profile_dir, "latency", idle=True)
     w = write(db_of(WRITER), plan.ids(n), n, rate)
     counts = wait_arrived(w, observers, 60)
     profiling.finish(spies)
@@ -639,13 +671,20 @@ def latency_run(plan: Plan, bridges: Bridges, observers: dict[str, Observer],
     }
 
 
-def latency_pair(plan: Plan, r: int, broker: Broker, sample_body: bytes, bridges: Bridges,
-                 observers: dict[str, Observer]) -> dict[str, Any]:
+def latency_pair(
+    plan: Plan,
+    r: int,
+    broker: Broker,
+    sample_body: bytes,
+    bridges: Bridges,
+    observers: dict[str, Observer],
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in rounds_order(r + 1):
         if kind == "baseline":
-            pr = probe(broker, sample_body, plan.latency_rate,
-                       int(plan.latency_rate * plan.probe_seconds))
+            pr = probe(
+                broker, sample_body, plan.latency_rate, int(plan.latency_rate * plan.probe_seconds)
+            )
             out["broker_floor"] = {k: v for k, v in pr.items() if k != "all_ms"}
         else:
             out["bridge"] = guarded(bridges, partial(latency_run, plan, bridges, observers, None))
@@ -654,14 +693,18 @@ def latency_pair(plan: Plan, r: int, broker: Broker, sample_body: bytes, bridges
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__ or NAME)
-    p.add_argument("--in-process", action="store_true",
-                   help="run the three bridges as threads of this process")
+    p.add_argument(
+        "--in-process", action="store_true", help="run the three bridges as threads of this process"
+    )
     p.add_argument("--events", type=int, default=None, help="events of a throughput run")
     p.add_argument("--rate", type=float, default=200.0, help="events/s of the latency run")
     p.add_argument("--seconds", type=float, default=None, help="length of a latency run")
-    p.add_argument("--profile", action="store_true",
-                   help="after the rounds, one more throughput and latency run with py-spy "
-                   "sampling the bridge processes (bench/results/profile/)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, one more throughput and latency run with py-spy "
+        "sampling the bridge processes (bench/results/profile/)",
+    )
     args = p.parse_args(argv)
     quick: bool = args.quick
     plan = Plan(
@@ -674,9 +717,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     broker = Broker(args.vhost, args.amqp_host_port)
     broker.ensure_ready()
-    configs = {
-        s: make_config(s, db_of(s), amqp_url=broker.site_url(s), **DEFAULTS) for s in SITES
-    }
+    configs = {s: make_config(s, db_of(s), amqp_url=broker.site_url(s), **DEFAULTS) for s in SITES}
     workdir = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     bridges: SubprocessBridges | ThreadBridges = (
         ThreadBridges(configs) if args.in_process else SubprocessBridges(configs, workdir)
@@ -723,11 +764,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ).encode()
         params["event_bytes"] = len(sample_body)
         for r in range(plan.rounds):
-            tp = attempt(f"round {r + 1} throughput",
-                         partial(throughput_pair, plan, r, bridges, observers), broker, discarded)
-            lt = attempt(f"round {r + 1} latency",
-                         partial(latency_pair, plan, r, broker, sample_body, bridges, observers),
-                         broker, discarded)
+            tp = attempt(
+                f"round {r + 1} throughput",
+                partial(throughput_pair, plan, r, bridges, observers),
+                broker,
+                discarded,
+            )
+            lt = attempt(
+                f"round {r + 1} latency",
+                partial(latency_pair, plan, r, broker, sample_body, bridges, observers),
+                broker,
+                discarded,
+            )
             pooled += lt["bridge"].pop("_all_ms")
             raw.append({"round": r + 1, "throughput": tp, "latency": lt})
             b, f = lt["bridge"], lt["broker_floor"]
@@ -787,14 +835,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "ratio_to_writer_alone": result["medians"]["throughput_ratio"],
             "target": "none set (reported)",
         },
-        "latency_p50": {"ms": p50, "target": f"< {TARGET_P50_MS:.0f} ms",
-                        "verdict": verdict(p50, TARGET_P50_MS, higher_is_better=False),
-                        "ratio_to_broker_floor": round(
-                            p50 / result["medians"]["broker_floor_p50_ms"], 2)},
-        "latency_p99": {"ms": p99, "target": f"< {TARGET_P99_MS:.0f} ms",
-                        "verdict": verdict(p99, TARGET_P99_MS, higher_is_better=False),
-                        "ratio_to_broker_floor": round(
-                            p99 / result["medians"]["broker_floor_p99_ms"], 2)},
+        "latency_p50": {
+            "ms": p50,
+            "target": f"< {TARGET_P50_MS:.0f} ms",
+            "verdict": verdict(p50, TARGET_P50_MS, higher_is_better=False),
+            "ratio_to_broker_floor": round(p50 / result["medians"]["broker_floor_p50_ms"], 2),
+        },
+        "latency_p99": {
+            "ms": p99,
+            "target": f"< {TARGET_P99_MS:.0f} ms",
+            "verdict": verdict(p99, TARGET_P99_MS, higher_is_better=False),
+            "ratio_to_broker_floor": round(p99 / result["medians"]["broker_floor_p99_ms"], 2),
+        },
         "latency_pooled_all_rounds": latency_summary(pooled),
     }
     if profile_dir is not None:
@@ -837,17 +889,30 @@ def markdown(result: dict[str, Any]) -> str:
     lines += table(
         ["figure", "bridge", "baseline", "ratio", "target", "verdict"],
         [
-            ["throughput, events/s", fmt(m["e2e_per_s"]),
-             f"{fmt(m['solo_writer_per_s'])} (writer alone)", fmt(m["throughput_ratio"], 3),
-             res["throughput"]["target"], ""],
-            [f"latency p50 at {prm['latency_rate_per_s']:.0f}/s", f"{fmt(m['latency_p50_ms'], 1)}"
-             " ms", f"{fmt(m['broker_floor_p50_ms'], 1)} ms (broker floor)",
-             fmt(res["latency_p50"]["ratio_to_broker_floor"], 1), res["latency_p50"]["target"],
-             res["latency_p50"]["verdict"]],
-            [f"latency p99 at {prm['latency_rate_per_s']:.0f}/s", f"{fmt(m['latency_p99_ms'], 1)}"
-             " ms", f"{fmt(m['broker_floor_p99_ms'], 1)} ms (broker floor)",
-             fmt(res["latency_p99"]["ratio_to_broker_floor"], 1), res["latency_p99"]["target"],
-             res["latency_p99"]["verdict"]],
+            [
+                "throughput, events/s",
+                fmt(m["e2e_per_s"]),
+                f"{fmt(m['solo_writer_per_s'])} (writer alone)",
+                fmt(m["throughput_ratio"], 3),
+                res["throughput"]["target"],
+                "",
+            ],
+            [
+                f"latency p50 at {prm['latency_rate_per_s']:.0f}/s",
+                f"{fmt(m['latency_p50_ms'], 1)} ms",
+                f"{fmt(m['broker_floor_p50_ms'], 1)} ms (broker floor)",
+                fmt(res["latency_p50"]["ratio_to_broker_floor"], 1),
+                res["latency_p50"]["target"],
+                res["latency_p50"]["verdict"],
+            ],
+            [
+                f"latency p99 at {prm['latency_rate_per_s']:.0f}/s",
+                f"{fmt(m['latency_p99_ms'], 1)} ms",
+                f"{fmt(m['broker_floor_p99_ms'], 1)} ms (broker floor)",
+                fmt(res["latency_p99"]["ratio_to_broker_floor"], 1),
+                res["latency_p99"]["target"],
+                res["latency_p99"]["verdict"],
+            ],
         ],
     )
     pooled = res["latency_pooled_all_rounds"]
@@ -866,26 +931,53 @@ def markdown(result: dict[str, Any]) -> str:
     for e in result["rounds"]:
         tp, b, f = e["throughput"], e["latency"]["bridge"], e["latency"]["broker_floor"]
         dest = " / ".join(fmt(b["per_destination"][d]["p50_ms"], 1) for d in DESTINATIONS)
-        rows.append([
-            e["round"], fmt(tp["e2e_per_s"]), fmt(tp["solo_writer_per_s"]),
-            fmt(tp["writer_per_s"]), fmt(tp["ratio"], 3), fmt(b["p50_ms"], 1),
-            fmt(b["p99_ms"], 1), dest, fmt(f["p50_ms"], 1), fmt(f["p99_ms"], 1),
-        ])
+        rows.append(
+            [
+                e["round"],
+                fmt(tp["e2e_per_s"]),
+                fmt(tp["solo_writer_per_s"]),
+                fmt(tp["writer_per_s"]),
+                fmt(tp["ratio"], 3),
+                fmt(b["p50_ms"], 1),
+                fmt(b["p99_ms"], 1),
+                dest,
+                fmt(f["p50_ms"], 1),
+                fmt(f["p99_ms"], 1),
+            ]
+        )
     lines += table(
-        ["round", "e2e ev/s", "writer alone/s", "writer w/ bridge/s", "ratio", "p50 ms",
-         "p99 ms", "p50 LON/MAD/ARCH ms", "floor p50", "floor p99"],
+        [
+            "round",
+            "e2e ev/s",
+            "writer alone/s",
+            "writer w/ bridge/s",
+            "ratio",
+            "p50 ms",
+            "p99 ms",
+            "p50 LON/MAD/ARCH ms",
+            "floor p50",
+            "floor p99",
+        ],
         rows,
     )
-    lines += ["", "CPU during the throughput runs (all rounds; the machine has "
-              f"{result['machine']['nproc']} CPUs):", ""]
-    lines += table(["process group", "CPU s", "share of machine", "CPU ms / 1000 events"],
-                   cpu_table(result["rounds"]))
+    lines += [
+        "",
+        "CPU during the throughput runs (all rounds; the machine has "
+        f"{result['machine']['nproc']} CPUs):",
+        "",
+    ]
+    lines += table(
+        ["process group", "CPU s", "share of machine", "CPU ms / 1000 events"],
+        cpu_table(result["rounds"]),
+    )
     if result.get("discarded_attempts"):
         lines += ["", "Discarded attempts (disturbed from outside, redone):", ""]
         lines += [f"- {d}" for d in result["discarded_attempts"]]
     if result.get("profiles"):
-        lines += ["", "Profiles (py-spy, an extra run after the rounds): "
-                  + ", ".join(result["profiles"])]
+        lines += [
+            "",
+            "Profiles (py-spy, an extra run after the rounds): " + ", ".join(result["profiles"]),
+        ]
     return "\n".join(lines)
 
 

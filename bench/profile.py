@@ -25,8 +25,14 @@ from bench.common import log
 RATE = 100  # samples per second
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
-_BOOT = ("Thread._bootstrap", "Thread._bootstrap_inner", "Thread.run", "<module>",
-         "_run_module_as_main", "_run_code")
+_BOOT = (
+    "Thread._bootstrap",
+    "Thread._bootstrap_inner",
+    "Thread.run",
+    "<module>",
+    "_run_module_as_main",
+    "_run_code",
+)
 
 
 @dataclass
@@ -43,8 +49,9 @@ def pyspy() -> str | None:
     return str(exe) if exe.exists() else shutil.which("py-spy")
 
 
-def start(pids: dict[str, int], seconds: float, out_dir: Path | None, label: str,
-          idle: bool = False) -> list[Spy]:
+def start(
+    pids: dict[str, int], seconds: float, out_dir: Path | None, label: str, idle: bool = False
+) -> list[Spy]:
     """Start sampling each pid for `seconds` (nothing if out_dir is None or no py-spy);
     with `idle`, waiting threads are sampled too (a wall-time view instead of a CPU one)."""
     if out_dir is None:
@@ -58,9 +65,23 @@ def start(pids: dict[str, int], seconds: float, out_dir: Path | None, label: str
     for site, pid in pids.items():
         name = f"e2e_{label}_{site.lower()}"
         raw = out_dir / f"{name}.txt"
-        cmd = [exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-               "--rate", str(RATE), "--format", "raw", "--threads", "--nonblocking",
-               "--output", str(raw), *(["--idle"] if idle else [])]
+        cmd = [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(seconds))),
+            "--rate",
+            str(RATE),
+            "--format",
+            "raw",
+            "--threads",
+            "--nonblocking",
+            "--output",
+            str(raw),
+            *(["--idle"] if idle else []),
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         spies.append(Spy(name, raw, max(1, round(seconds)), proc, idle))
     return spies
@@ -108,9 +129,13 @@ def summarize(raw: Path, seconds: float, rate: int = RATE, title: str = "") -> s
             for k in set(stack):
                 inclusive[thread][k] += count
     total = seconds * rate
-    lines = [f"# py-spy: {title or raw.stem}", "",
-             f"{seconds:.0f} s at {rate} Hz ({total:.0f} possible samples per thread); "
-             f"raw stacks: {raw.name}", ""]
+    lines = [
+        f"# py-spy: {title or raw.stem}",
+        "",
+        f"{seconds:.0f} s at {rate} Hz ({total:.0f} possible samples per thread); "
+        f"raw stacks: {raw.name}",
+        "",
+    ]
     lines += ["| thread | active samples | share of the run |", "|---|---|---|"]
     for thread, n in per_thread.most_common():
         lines.append(f"| {thread} | {n} | {100 * n / total:.1f}% |")
@@ -118,8 +143,9 @@ def summarize(raw: Path, seconds: float, rate: int = RATE, title: str = "") -> s
         lines += ["", f"## {thread}", "", "| own | inclusive | function |", "|---|---|---|"]
         top = sorted(inclusive[thread].items(), key=lambda kv: -kv[1])[:18]
         for func, inc in top:
-            lines.append(f"| {100 * own[thread][func] / n:.1f}% | {100 * inc / n:.1f}% | "
-                         f"`{func}` |")
+            lines.append(
+                f"| {100 * own[thread][func] / n:.1f}% | {100 * inc / n:.1f}% | `{func}` |"
+            )
         lines += ["", "Most own time:", ""]
         for func, c in own[thread].most_common(8):
             lines.append(f"- {100 * c / n:.1f}% `{func}`")
@@ -128,7 +154,12 @@ def summarize(raw: Path, seconds: float, rate: int = RATE, title: str = "") -> s
 
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "summarize":
-        print(summarize(Path(sys.argv[2]), float(sys.argv[3]),
-                        int(sys.argv[4]) if len(sys.argv) > 4 else RATE))
+        print(
+            summarize(
+                Path(sys.argv[2]),
+                float(sys.argv[3]),
+                int(sys.argv[4]) if len(sys.argv) > 4 else RATE,
+            )
+        )
     else:
         print(__doc__)
