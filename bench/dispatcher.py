@@ -3,7 +3,7 @@ outbox, against a bare pika publisher with windowed confirms.
 
 Each round pre-fills the outbox of `bench_dispatch_paris` with N rows through the capture
 triggers (one bulk INSERT of N orders), reads those rows back and encodes them exactly as
-the dispatcher does (`Event.encode()`, `bridge.broker.properties()` with the site's
+the dispatcher does (`bridge.dispatcher.message()`, with the site's
 user_id). Then, queues purged before each run so both start from the same queue depth:
 
 - subject: a `Dispatcher` (its own thread, the site's configuration, `max_in_flight` W)
@@ -50,11 +50,10 @@ from bench.common import (
     table,
     write_results,
 )
-from bridge.broker import EVENTS_EXCHANGE, Endpoints, parameters, properties
+from bridge.broker import EVENTS_EXCHANGE, Endpoints, parameters
 from bridge.config import Config
 from bridge.dialects import for_url
-from bridge.dispatcher import Dispatcher
-from bridge.event import Event
+from bridge.dispatcher import Dispatcher, message
 from bridge.stats import Stats
 from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
 
@@ -93,10 +92,10 @@ def prefill(cfg: Config, n: int) -> Messages:
     with psycopg.connect(pg_url(DB), autocommit=True) as conn:
         rows = conn.execute(dialect.render("outbox_fetch"), {"after": 0, "limit": n}).fetchall()
     bodies, props = [], []
-    for _seq, event_id, created_at, origin, type_, payload in rows:
-        event = Event(event_id, created_at, origin, type_, payload)
-        bodies.append(event.encode())
-        props.append(properties(event, user))
+    for row in rows:
+        body, prop = message(row, user)
+        bodies.append(body)
+        props.append(prop)
     return Messages(bodies, props)
 
 

@@ -14,7 +14,6 @@ import pika
 import pika.exceptions
 
 from bridge.errors import BrokerError
-from bridge.event import Event
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +101,19 @@ class Endpoints:
         raise BrokerError("cannot connect to RabbitMQ: " + "; ".join(errors))
 
 
-def properties(event: Event, user: str) -> pika.BasicProperties:
+def properties(
+    event_id: str, type_: str, timestamp: dt.datetime, origin: str, user: str
+) -> pika.BasicProperties:
     """AMQP properties of an event; RabbitMQ checks user_id against the connection's user."""
     return pika.BasicProperties(
-        message_id=event.id,
-        type=event.type,
-        timestamp=int(event.timestamp.timestamp()),
+        message_id=event_id,
+        type=type_,
+        timestamp=int(timestamp.timestamp()),
         content_type="application/json",
         delivery_mode=pika.DeliveryMode.Persistent,
         app_id="bridge",
         user_id=user,
-        headers={"x-bridge-origin": event.origin},
+        headers={"x-bridge-origin": origin},
     )
 
 

@@ -22,7 +22,7 @@ import pika.exceptions
 import psycopg
 from pika.adapters.select_connection import PollEvents
 
-from bridge import failpoints
+from bridge import event, failpoints
 from bridge.backoff import run_sessions
 from bridge.broker import (
     EVENTS_EXCHANGE,
@@ -34,12 +34,19 @@ from bridge.broker import (
 )
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError
-from bridge.event import Event
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
 
 TICK = 0.1  # seconds between checks of the stop flag and the timers
+
+
+def message(row: tuple[Any, ...], user: str) -> tuple[bytes, pika.BasicProperties]:
+    """The message of an outbox row (as `outbox_fetch` reads it, the payload as JSON text),
+    published by the site's broker user `user`."""
+    _seq, event_id, created_at, origin, type_, payload = row
+    body = event.encode(event_id, created_at, origin, type_, payload)
+    return body, properties(event_id, type_, created_at, origin, user)
 
 
 class Dispatcher:
@@ -303,20 +310,14 @@ class _Session:
             self._publish(row)
 
     def _publish(self, row: tuple[Any, ...]) -> None:
-        seq, event_id, created_at, origin, type_, payload = row
-        if origin != self.cfg.site:
+        seq, event_id = row[0], row[1]
+        if row[3] != self.cfg.site:
             raise BridgeError(
-                f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: the "
+                f"outbox row {seq} has origin {row[3]!r} but this is site {self.cfg.site}: the "
                 "database_url points at another site's database"
             )
-        event = Event(event_id, created_at, origin, type_, payload)
-        self.channel.basic_publish(
-            EVENTS_EXCHANGE,
-            "",
-            event.encode(),
-            properties(event, self.o.endpoints.user),
-            mandatory=True,
-        )
+        body, props = message(row, self.o.endpoints.user)
+        self.channel.basic_publish(EVENTS_EXCHANGE, "", body, props, mandatory=True)
         self.next_tag += 1
         self.in_flight[self.next_tag] = _Sent(seq, event_id, time.monotonic())
         failpoints.hit("dispatch.published")

@@ -8,7 +8,7 @@ the test is the network. Hypothesis writes a program of steps:
 - a local write at a site: one transaction of one or two statements (insert, update,
   delete, upsert, primary-key move) over ids 1..4, several rows per statement, with values
   that name the write. Its outbox rows are read as the dispatcher reads them
-  (`outbox_fetch`), built into an `Event` as `Dispatcher._publish` builds it and encoded;
+  (`outbox_fetch`), made into a message by `bridge.dispatcher.message` as the dispatcher does;
   the message then travels to the other two sites and back to its origin (echo);
 - a delivery: any message in flight to a site (not only the oldest), decoded and applied
   with `Applier.apply_batch` in a batch of one to four, possibly left in flight to be
@@ -52,6 +52,7 @@ from bridge import codec
 from bridge.apply import APPLIED, CONFLICT, DUPLICATE, ECHO, SUPERSEDED, Applier
 from bridge.config import Config
 from bridge.dialects import for_url
+from bridge.dispatcher import message
 from bridge.event import Event, decode
 from tests.conftest import NAMES, create_site_db, make_config, pg_url, setup_site
 
@@ -130,10 +131,9 @@ class Site:
         rows = self.reader.execute(self.fetch, {"after": self.cursor, "limit": 1000}).fetchall()
         bodies = []
         for row in rows:
-            seq, event_id, created_at, origin, type_, payload = row
-            assert origin == self.name
-            bodies.append(Event(event_id, created_at, origin, type_, payload).encode())
-            self.cursor = max(self.cursor, seq)
+            assert row[3] == self.name
+            bodies.append(message(row, self.name.lower())[0])
+            self.cursor = max(self.cursor, row[0])
         return bodies
 
     def orders(self) -> dict[int, str]:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge import codec, event
+from bridge import codec, dispatcher, event
 from bridge.errors import EventError
 
 pytestmark = pytest.mark.unit
@@ -94,6 +94,21 @@ def test_event_round_trip():
     assert ev.to_dict() == raw
     assert event.decode(ev.encode()) == ev
     assert ev.timestamp == dt.datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+def test_outbox_row_message_is_the_event_with_its_data_as_stored():
+    """The dispatcher does not parse the outbox payload: it puts the JSON text PostgreSQL
+    gives (spaces after ':' and ',') into the body as is; the event is the same."""
+    raw = make_event()
+    ts = dt.datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=dt.UTC)
+    stored = json.dumps(raw["data"], ensure_ascii=False)  # "key": {"id": 42}, ... like jsonb
+    row = (7, raw["id"], ts, raw["origin"], raw["type"], stored)
+    body, props = dispatcher.message(row, "paris")
+    assert event.decode(body) == event.decode(json.dumps(raw).encode())
+    assert event.decode(body).encode() == event.decode(json.dumps(raw).encode()).encode()
+    assert (props.message_id, props.type, props.user_id) == (raw["id"], raw["type"], "paris")
+    assert props.headers == {"x-bridge-origin": raw["origin"]}
+    assert props.timestamp == int(ts.timestamp())
 
 
 @pytest.mark.parametrize(
