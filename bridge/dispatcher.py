@@ -310,10 +310,10 @@ class _Session:
             self._publish(row)
 
     def _publish(self, row: tuple[Any, ...]) -> None:
-        seq, event_id = row[0], row[1]
-        if row[3] != self.cfg.site:
+        seq, event_id, _created_at, origin = row[:4]
+        if origin != self.cfg.site:
             raise BridgeError(
-                f"outbox row {seq} has origin {row[3]!r} but this is site {self.cfg.site}: the "
+                f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: the "
                 "database_url points at another site's database"
             )
         body, props = message(row, self.o.endpoints.user)
