@@ -30,6 +30,9 @@ PG = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 # The tests' own vhost on the local cluster: a demo or a benchmark on the same cluster
 # neither sees their events nor has its queues deleted by them.
 VHOST = os.environ.get("BRIDGE_TEST_VHOST", "bridge-test")
+# Test databases are named DB_PREFIX + test: two checkouts testing side by side on one
+# server (each with its own BRIDGE_TEST_VHOST too) do not drop each other's databases.
+DB_PREFIX = os.environ.get("BRIDGE_TEST_DB_PREFIX", "bt_")
 AMQP_ADMIN = os.environ.get("BRIDGE_TEST_AMQP", f"amqp://admin:123456@127.0.0.1:5680/{VHOST}")
 NAMES = ("PARIS", "LONDON", "MADRID")
 SITES = NAMES
@@ -173,7 +176,7 @@ def setup_site(cfg: config_mod.Config) -> None:
 def sites(fresh_topology: Any, request: pytest.FixtureRequest) -> dict[str, config_mod.Config]:
     """Three site databases with an `orders` table, bridge initialised and capturing,
     keyed PARIS, LONDON, MADRID (the configs carry the real site names)."""
-    prefix = "bt_" + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
+    prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
     configs = {}
     for name, site in zip(NAMES, SITES, strict=True):
         db = f"{prefix}_{name.lower()}"

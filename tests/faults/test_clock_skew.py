@@ -19,6 +19,7 @@ import pytest
 from bridge import verify
 from bridge.config import Config
 from tests.conftest import (
+    DB_PREFIX,
     ORDERS_DDL,
     SITES,
     create_site_db,
@@ -61,13 +62,13 @@ def _three_sites(tag: str, offset: str, expected: dt.timedelta) -> Iterator[dict
     `offset`; bridge initialised and capturing `orders` at each."""
     with skewed_postgres(offset, expected) as server:
         print(f"\n[skew] LONDON's server: port {server.port}, pid {server.pid}, {_clock(server)}")
-        main_dbs = {site: f"bt_skew_{tag}_{site.lower()}" for site in (PARIS, MADRID)}
+        main_dbs = {site: f"{DB_PREFIX}skew_{tag}_{site.lower()}" for site in (PARIS, MADRID)}
         cfgs: dict[str, Config] = {}
         try:
             for site, db in main_dbs.items():
                 create_site_db(db)
                 cfgs[site] = make_config(site, db)
-            london_db = f"bt_skew_{tag}_london"  # removed with the server's data directory
+            london_db = f"{DB_PREFIX}skew_{tag}_london"  # removed with the server's data directory
             cfgs[LONDON] = make_config(
                 LONDON, london_db, database_url=server.create_db(london_db, ORDERS_DDL)
             )

@@ -54,7 +54,7 @@ from bridge.config import Config
 from bridge.dialects import for_url
 from bridge.dispatcher import message
 from bridge.event import Event, decode
-from tests.conftest import NAMES, create_site_db, make_config, pg_url, setup_site
+from tests.conftest import DB_PREFIX, NAMES, create_site_db, make_config, pg_url, setup_site
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ class Site:
 @pytest.fixture
 def three(request: pytest.FixtureRequest) -> Iterator[dict[str, Site]]:
     """Three site databases, created once per test function; examples reset them."""
-    prefix = "bt_prop_" + request.node.name[:20].lower()
+    prefix = DB_PREFIX + "prop_" + request.node.name[:20].lower()
     sites: dict[str, Site] = {}
     try:
         for name in SITES:

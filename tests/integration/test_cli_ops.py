@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from tests.conftest import AMQP_ADMIN, ARCHIVE, SITES, db_of, running, sql, wait_for
+from tests.conftest import AMQP_ADMIN, ARCHIVE, SITES, VHOST, db_of, running, sql, wait_for
 from tests.integration.test_cli_run import env_of
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_verify_passes_then_names_the_differing_table(sites):
     ("url", "message"),
     [
         ("amqp://paris:x@127.0.0.1:9/", "connection refused"),
-        ("amqp://paris:wrong-password@127.0.0.1:5680/bridge-test", "login refused"),
+        (f"amqp://paris:wrong-password@127.0.0.1:5680/{VHOST}", "login refused"),
     ],
 )
 def test_broker_errors_say_what_to_check_without_the_password(sites, url, message):

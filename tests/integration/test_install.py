@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from tests.conftest import create_site_db, pg_url, sql
+from tests.conftest import DB_PREFIX, create_site_db, pg_url, sql
 
 pytestmark = pytest.mark.integration
 
-DB = "bt_install"
+DB = DB_PREFIX + "install"
 
 
 @pytest.fixture

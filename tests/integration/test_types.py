@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import (
+    DB_PREFIX,
     NAMES,
     SITES,
     create_site_db,
@@ -53,7 +54,7 @@ VALUES (-32768, 9223372036854775807, 123456789012345678901234567890.123456789,
 def test_all_types_round_trip(fresh_topology):
     cfgs = []
     for name, site in list(zip(NAMES, SITES, strict=True))[:2]:
-        db = f"bt_types_{name.lower()}"
+        db = f"{DB_PREFIX}types_{name.lower()}"
         create_site_db(db, DDL)
         cfg = make_config(site, db, tables={"everything": "lww"})
         setup_site(cfg)
