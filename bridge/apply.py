@@ -35,6 +35,8 @@ APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED = (
     "rejected",
 )
 Version = tuple[dt.datetime, str]
+REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
+CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,40 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Statements:
-    read: str  # inbox insert + row lock + versions, one round trip
-    upsert: str  # row + version
+    claim: str  # inbox insert + row lock
+    lock: str  # row lock (a row that appeared since the claim)
+    read: str  # the locked row, its version, its newest pending local change
+    upsert: str  # overwrite the locked row + version
+    insert: str  # insert an absent row, unless it appeared meanwhile
+    confirm: str  # + version of an inserted row, unless what was decided on changed
     delete: str  # row + tombstone
+    undo: str  # remove a row this apply inserted
+
+
+def statements(dialect: Dialect, info: TableInfo) -> Statements:
+    """The statements that apply changes of one table."""
+    ctx = {"table": info.table, "info": info}
+    return Statements(
+        claim=dialect.render("apply_lock", claim=True, **ctx),
+        lock=dialect.render("apply_lock", claim=False, **ctx),
+        read=dialect.render("apply_read", **ctx),
+        upsert=dialect.render("apply_upsert", new_row=False, **ctx),
+        insert=dialect.render("apply_upsert", new_row=True, **ctx),
+        confirm=dialect.render("apply_confirm", **ctx),
+        delete=dialect.render("apply_delete", tombstone=True, **ctx),
+        undo=dialect.render("apply_delete", tombstone=False, **ctx),
+    )
+
+
+@dataclass(frozen=True)
+class _RowState:
+    """What a change is decided on: the local row (None if absent), the row's last applied
+    version (or echoed local one) and the newest local change of the row still in the
+    outbox."""
+
+    local_row: dict[str, Any] | None
+    version: Version | None  # bridge_row_version's
+    pending_ts: dt.datetime | None
 
 
 class _Retry(Exception):
@@ -71,20 +104,11 @@ class Applier:
         self.tables = {}
         for table in self.config.tables:
             info = self.dialect.introspect(self.conn, table.name)
-            self.tables[table.name] = (table, info, self._statements(self.dialect, info))
+            self.tables[table.name] = (table, info, statements(self.dialect, info))
         self._sql = {
             name: self.dialect.render(name)
             for name in ("apply_begin", "inbox_insert", "conflict_insert", "outbox_delete")
         }
-
-    @staticmethod
-    def _statements(dialect: Dialect, info: TableInfo) -> Statements:
-        ctx = {"table": info.table, "info": info}
-        return Statements(
-            read=dialect.render("apply_read", **ctx),
-            upsert=dialect.render("apply_upsert", **ctx),
-            delete=dialect.render("apply_delete", **ctx),
-        )
 
     def close(self) -> None:
         if self.conn is not None:
@@ -149,6 +173,9 @@ class Applier:
         }
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
+            _published_at, deleted, ts, origin, event_id = cur.fetchone()
+            if ts is not None and origin != event.origin:
+                self._echo_after_remote(cur, event, (ts, origin), deleted, event_id)
             return Outcome(ECHO)
         entry = self.tables.get(event.table)
         if entry is None:
@@ -157,11 +184,46 @@ class Applier:
         params = self._params(info, event)
         params.update(version)
 
-        cur.execute(stmts.read, params)
-        fresh, local_row, version_ts, version_origin, pending_ts = cur.fetchone()
+        # Lock the row first, then read what to decide on in a statement of its own: a
+        # local transaction that changed the row commits before the lock is granted, and
+        # only a snapshot taken after that sees its outbox rows (read with the lock, in one
+        # statement, they were missed and an older remote change overwrote a newer local
+        # one: the sites diverged with no conflict logged).
+        cur.execute(stmts.claim, params)
+        fresh, present = cur.fetchone()
         if not fresh:
             return Outcome(DUPLICATE)
-        known: Version | None = (version_ts, version_origin) if version_ts else None
+        while True:
+            state = self._read(cur, stmts, params)
+            if (state.local_row is not None) == present:
+                outcome = self._decide(cur, table, info, stmts, event, params, state)
+                if outcome is not None:
+                    return outcome
+            # the row appeared since it was locked (a local insert of its key committed
+            # meanwhile): lock it, read again and decide against it
+            cur.execute(stmts.lock, params)
+            present = cur.fetchone()[1]
+
+    @staticmethod
+    def _read(cur: Any, stmts: Statements, params: dict[str, Any]) -> _RowState:
+        cur.execute(stmts.read, params)
+        local_row, version_ts, version_origin, pending_ts = cur.fetchone()
+        version = (version_ts, version_origin) if version_ts is not None else None
+        return _RowState(local_row, version, pending_ts)
+
+    def _decide(
+        self,
+        cur: Any,
+        table: TableConfig,
+        info: TableInfo,
+        stmts: Statements,
+        event: Event,
+        params: dict[str, Any],
+        state: _RowState,
+    ) -> Outcome | None:
+        """Decide on a change of the locked (or absent) row and apply it. None: the row was
+        absent and a local insert of its key committed before ours could be written."""
+        known, local_row = state.version, state.local_row
         incoming: Version = (event.timestamp, event.origin)
         if known and known[1] == event.origin and incoming <= known:
             # An older change from the site whose later change of this row is already
@@ -170,19 +232,104 @@ class Applier:
             # applied: a row is never rolled back to an earlier state of the same writer.
             return Outcome(SUPERSEDED)
         pending = False
-        if pending_ts is not None and (known is None or (pending_ts, self.config.site) > known):
-            known, pending = (pending_ts, self.config.site), True
+        if state.pending_ts is not None and (
+            known is None or (state.pending_ts, self.config.site) > known
+        ):
+            known, pending = (state.pending_ts, self.config.site), True
 
         lost = self._loses(table, info, event, incoming, known, pending, local_row)
         if lost:
             self._conflict(cur, event, lost, known, local_row)
             return Outcome(CONFLICT, lost)
+        if event.op == "delete":
+            cur.execute(stmts.delete, params)
+        elif local_row is not None:
+            cur.execute(stmts.upsert, params)
+        elif not self._insert(cur, stmts, params, state):
+            return None
         if pending:
-            # a newer remote write replaces a local change that is still on its way out:
+            # a newer remote write replaced a local change that is still on its way out:
             # a true concurrent write, logged so the overwritten value stays visible
             self._conflict(cur, event, "overwrote a concurrent local change", known, local_row)
-        cur.execute(stmts.delete if event.op == "delete" else stmts.upsert, params)
         return Outcome(APPLIED)
+
+    @staticmethod
+    def _insert(cur: Any, stmts: Statements, params: dict[str, Any], state: _RowState) -> bool:
+        """Insert a row that was absent when the change was decided on. False, with nothing
+        written, if a local transaction got in the way: one that inserted the key committed
+        first (the row exists), or one that this insert waited for changed the row's
+        pending changes (it inserted and deleted the key: no row, new outbox rows)."""
+        cur.execute(stmts.insert, params)
+        if cur.fetchone()[0] == 0:
+            return False
+        decided_ts, decided_origin = state.version if state.version else (None, None)
+        cur.execute(
+            stmts.confirm,
+            {
+                **params,
+                "decided_ts": decided_ts,
+                "decided_origin": decided_origin,
+                "decided_pending": state.pending_ts,
+            },
+        )
+        if cur.fetchone()[0]:
+            return True
+        cur.execute(stmts.undo, params)
+        return False
+
+    def _echo_after_remote(
+        self, cur: Any, event: Event, remote: Version, deleted: bool, remote_id: str | None
+    ) -> None:
+        """Our change `event` came back; `remote` is the last remote change of its row
+        applied here. A remote delete applied while the row was absent here (nothing to
+        lock, nothing to wait for) can race a local insert of the key not yet committed:
+        neither sees the other. The one stamped later wins at every other site; here the
+        delete found no row and the insert's row stayed. If the delete is the later one
+        (a clock behind the deleting site's), the row must go here too; if the insert is,
+        the delete lost without being compared with anything: log it."""
+        if not deleted:
+            return  # an upsert is applied under the row's lock: never unseen
+        if remote > (event.timestamp, event.origin):
+            self._remove_lost_to_delete(cur, event, remote)
+        elif "seen" in event.data and (event.seen is None or event.seen < remote[0]):
+            lost = Event(
+                str(remote_id),
+                remote[0],
+                remote[1],
+                f"{event.table}.delete",
+                {"table": event.table, "op": "delete", "key": event.key},
+            )
+            self._conflict(cur, lost, CONCURRENT, (event.timestamp, event.origin), None)
+
+    def _remove_lost_to_delete(self, cur: Any, event: Event, tombstone: Version) -> None:
+        """Remove the row of our change `event` that lost to a delete applied here at the
+        same moment (see `_echo_after_remote`), unless a later local change of it is on
+        its way out (stamped after the tombstone, that one wins everywhere)."""
+        entry = self.tables.get(event.table)
+        if entry is None or entry[0].policy == "none":
+            return
+        _table, info, stmts = entry
+        params: dict[str, Any] = {c.param: None for c in info.columns}
+        try:
+            params.update((c.param, codec.decode_value(event.key[c.name], c.kind)) for c in info.pk)
+        except (KeyError, ValueError, TypeError, ArithmeticError):
+            return  # not a key of this table as it is now: nothing of it can be here
+        params.update(
+            table=event.table,
+            key=json.dumps(event.key, sort_keys=True),
+            ts=event.timestamp,
+            origin=event.origin,
+            deleted=True,
+            id=event.id,
+        )
+        cur.execute(stmts.lock, params)
+        state = self._read(cur, stmts, params)
+        if state.local_row is None:
+            return
+        if state.pending_ts is not None and (state.pending_ts, self.config.site) > tombstone:
+            return
+        cur.execute(stmts.delete, params)  # its version is older: the tombstone stays
+        self._conflict(cur, event, REMOVED, tombstone, state.local_row)
 
     def _params(self, info: TableInfo, event: Event) -> dict[str, Any]:
         source = event.key if event.op == "delete" else event.row

@@ -48,6 +48,18 @@ class Event:
         return row
 
     @property
+    def seen(self) -> dt.datetime | None:
+        """The version of the row its origin knew when the change was made (None if none,
+        or from a bridge that did not send it)."""
+        text = self.data.get("seen")
+        if not isinstance(text, str):
+            return None
+        try:
+            return parse_timestamp(text)
+        except ValueError:
+            return None
+
+    @property
     def timestamp_text(self) -> str:
         return format_timestamp(self.timestamp)
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 POINTS = (
     "dispatch.published",
@@ -55,8 +57,27 @@ _ACTIVE = parse(os.environ.get("BRIDGE_FAILPOINTS", ""))
 _RANDOM = random.Random(os.environ.get("BRIDGE_FAILPOINTS_SEED"))
 
 
+_HOOKS: dict[str, Callable[[], None]] = {}
+
+
+@contextmanager
+def hooked(name: str, hook: Callable[[], None]) -> Iterator[None]:
+    """For tests in this process: call `hook` at every pass through the point `name` (to
+    hold a transaction open there while another connection acts), instead of dying."""
+    if name not in POINTS:
+        raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(POINTS)}")
+    _HOOKS[name] = hook
+    try:
+        yield
+    finally:
+        del _HOOKS[name]
+
+
 def hit(name: str) -> None:
     """Maybe die here (only when this point is active)."""
+    hook = _HOOKS.get(name)
+    if hook is not None:
+        hook()
     p = _ACTIVE.get(name)
     if p is not None and _RANDOM.random() < p:
         os.write(2, f"failpoint {name}: kill -9 of pid {os.getpid()}\n".encode())

@@ -13,6 +13,12 @@ the test is the network. Hypothesis writes a program of steps:
 - a delivery: any message in flight to a site (not only the oldest), decoded and applied
   with `Applier.apply_batch` in a batch of one to four, possibly left in flight to be
   delivered again (duplication, also within one batch).
+- a local write racing a delivery at the same site: the application's transaction and the
+  applier on separate connections at once, either one holding its rows while the other
+  starts (and waits for them where they overlap: `tests/racing.py`). Before this step
+  existed, every write committed before any apply began, so the race in which an older
+  remote change overwrote a local change committed while the applier waited for its row
+  lock (issue 6: sites diverged, nothing logged) could not happen here.
 
 At the end everything still in flight is delivered, in an order (and with duplicates)
 Hypothesis chooses.
@@ -49,12 +55,22 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from bridge import codec
-from bridge.apply import APPLIED, CONFLICT, DUPLICATE, ECHO, SUPERSEDED, Applier
+from bridge.apply import (
+    APPLIED,
+    CONCURRENT,
+    CONFLICT,
+    DUPLICATE,
+    ECHO,
+    REMOVED,
+    SUPERSEDED,
+    Outcome,
+)
 from bridge.config import Config
 from bridge.dialects import for_url
 from bridge.dispatcher import message
 from bridge.event import Event, decode
 from tests.conftest import DB_PREFIX, NAMES, create_site_db, make_config, pg_url, setup_site
+from tests.racing import ObservedApplier, apply_while_writing, write_while_applying
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +82,7 @@ OFFSETS = ("0", "1 hour", "-1 hour", "3 milliseconds", "-3 milliseconds")
 BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 Version = tuple[dt.datetime, str]
+Statements = list[tuple[str, str, tuple[Any, ...]]]  # (what, SQL, parameters)
 
 # A site's clock as its capture trigger sees it: clock_timestamp() of the writer's session
 # resolves (search_path lists this schema before pg_catalog) to the real clock + an offset,
@@ -111,7 +128,7 @@ class Site:
         self.reader.execute(SKEWED_CLOCK)
         self.writer = psycopg.connect(cfg.database_url, autocommit=True)
         self.writer.execute("SET search_path = bridge_test_clock, pg_catalog, public")
-        self.applier = Applier(cfg, dialect)
+        self.applier = ObservedApplier(cfg, dialect)
         self.cursor = 0
 
     def reset(self, offset: str) -> None:
@@ -128,11 +145,14 @@ class Site:
 
     def published(self) -> list[bytes]:
         """New outbox rows, read and turned into messages exactly as the dispatcher does."""
+        return [body for _, body in self.published_with_seq()]
+
+    def published_with_seq(self) -> list[tuple[int, bytes]]:
         rows = self.reader.execute(self.fetch, {"after": self.cursor, "limit": 1000}).fetchall()
         bodies = []
         for row in rows:
             assert row[3] == self.name
-            bodies.append(message(row, self.name.lower())[0])
+            bodies.append((row[0], message(row, self.name.lower())[0]))
             self.cursor = max(self.cursor, row[0])
         return bodies
 
@@ -229,9 +249,12 @@ class Expected:
         if key not in self.versions or version(event) > version(self.versions[key]):
             self.versions[key] = event
 
-    def known(self, key: int) -> tuple[Version, str] | None:
-        """The newest version of the row seen here, and the id of its event."""
-        versions = self.seen.get(key, {})
+    def known(
+        self, key: int, seen: dict[int, dict[str, Version]] | None = None
+    ) -> tuple[Version, str] | None:
+        """The newest version of the row seen here (or in `seen`, what was seen at an
+        earlier moment), and the id of its event."""
+        versions = (self.seen if seen is None else seen).get(key, {})
         if not versions:
             return None
         event_id = max(versions, key=lambda i: versions[i])
@@ -241,8 +264,9 @@ class Expected:
 class Network:
     """The model of all sites and the messages in flight between them."""
 
-    def __init__(self, sites: dict[str, Site]) -> None:
+    def __init__(self, sites: dict[str, Site], monitor: psycopg.Connection[Any]) -> None:
         self.sites = sites
+        self.monitor = monitor  # sees which sessions wait for a lock
         self.expected = {name: Expected() for name in sites}
         self.in_flight: dict[str, list[bytes]] = {name: [] for name in sites}
         self.events: dict[str, Event] = {}  # every change made anywhere, by id
@@ -251,17 +275,33 @@ class Network:
         self.seen_outcomes: set[str] = set()  # what this example exercised, for statistics
 
     # -- local writes --------------------------------------------------------------------
-    def write(self, name: str, statements: list[tuple[str, str, tuple[Any, ...]]]) -> None:
-        site, exp = self.sites[name], self.expected[name]
+    def write(self, name: str, statements: Statements) -> None:
+        site = self.sites[name]
         with site.writer.transaction():
             for _, text, params in statements:
                 site.writer.execute(text, params)
-        bodies = site.published()
-        note(f"{name} writes {[what for what, _, _ in statements]}: {len(bodies)} event(s)")
-        for body in bodies:
+        self._captured(name, statements)
+        self.check(name)
+
+    def _captured(
+        self,
+        name: str,
+        statements: Statements,
+        seen: dict[int, dict[str, Version]] | None = None,
+        upto: int | None = None,
+    ) -> None:
+        """The model of a committed local write: read its outbox rows as the dispatcher
+        does and check each is stamped after the version of its row the site knew when
+        it was captured: `seen` for the rows up to outbox seq `upto` (all if None), written
+        before the model's latest steps; what the model knows now for the rest."""
+        site, exp = self.sites[name], self.expected[name]
+        published = site.published_with_seq()
+        note(f"{name} writes {[what for what, _, _ in statements]}: {len(published)} event(s)")
+        for seq, body in published:
             event = decode(body)
             key = key_of(event)
-            known = exp.known(key)
+            then = seen if seen is not None and (upto is None or seq <= upto) else None
+            known = exp.known(key, then)
             note(f"  captured {describe(event)}")
             # the stamp: a change made after this site saw a version of the row is later
             assert known is None or version(event) > known[0], (
@@ -269,13 +309,14 @@ class Network:
                 f"follows there: {known[0]} ({self.events[known[1]].origin})"
             )
             self.events[event.id] = event
-            self.saw[event.id] = set(exp.seen.get(key, {}))
+            self.saw[event.id] = set((exp.seen if then is None else then).get(key, {}))
             exp.seen.setdefault(key, {})[event.id] = version(event)
+            if seen is not None:  # the write's later statements see its earlier ones
+                seen.setdefault(key, {})[event.id] = version(event)
             exp.pending.add(event.id)
             self._set_row(exp, event)
             for receiver in self.in_flight.values():
                 receiver.append(body)
-        self.check(name)
 
     @staticmethod
     def _set_row(exp: Expected, event: Event) -> None:
@@ -287,20 +328,101 @@ class Network:
 
     # -- deliveries ----------------------------------------------------------------------
     def deliver(self, name: str, bodies: list[bytes]) -> None:
-        site, exp = self.sites[name], self.expected[name]
         batch = [decode(body) for body in bodies]
+        self._applied(name, batch, self.sites[name].applier.apply_batch(batch))
+        self.check(name)
+
+    def _applied(self, name: str, batch: list[Event], outcomes: list[Outcome]) -> None:
+        """The model of an applied batch, checked against the outcomes the Applier gave."""
+        exp = self.expected[name]
         predicted = [self._predict(name, exp, event) for event in batch]
-        outcomes = site.applier.apply_batch(batch)
         for event, want, got in zip(batch, predicted, outcomes, strict=True):
             note(f"  {name} <- {describe(event)}: {got.status} {got.reason}")
             assert got.status == want, f"{name} got {got} for {describe(event)}, model: {want}"
             self.seen_outcomes.add(want)
+
+    # -- a local write and a delivery at the same moment ---------------------------------
+    def race(self, name: str, statements: Statements, bodies: list[bytes], first: str) -> None:
+        """The site's application and its applier on separate connections at once: the
+        application's transaction holds its rows when the apply starts (`first` =
+        "writer"), or the apply's transaction holds its rows when the application starts
+        (`first` = "applier"). Where the second waited for the first, the model takes them
+        in that order. What the second ran before the first committed saw nothing of it
+        (their rows differ, or the apply deleted a row that the application's uncommitted
+        insert was creating, which it could not see nor wait for): the racing helpers say
+        how far the second had got, and the model takes that part as not seeing the
+        first. An application statement that
+        the apply makes fail (a key it inserted meanwhile) rolls its transaction back:
+        nothing is captured."""
+        site, exp = self.sites[name], self.expected[name]
+        batch = [decode(body) for body in bodies]
+        writes = [(text, params) for _, text, params in statements]
+        seen_before = {key: dict(versions) for key, versions in exp.seen.items()}
+        if first == "writer":
+            site.writer.autocommit = False
+            try:
+                for text, params in writes:
+                    site.writer.execute(text, params)
+                race = apply_while_writing(self.monitor, site.writer, site.applier, batch)
+            finally:
+                site.writer.autocommit = True
+        else:
+            race = write_while_applying(self.monitor, site.writer, writes, site.applier, batch)
+        note(f"race at {name}, {first} first: {race}")
+        if first == "writer":
+            # the events applied before the application committed saw nothing of it; the
+            # application ran before the apply began
+            self._applied(name, batch[: race.before], race.outcomes[: race.before])
+            self._captured(name, statements, seen_before)
+            self._applied(name, batch[race.before :], race.outcomes[race.before :])
+        else:
+            # the apply ran before the application began; the application's statements run
+            # before the apply committed saw nothing of it
+            self._applied(name, batch, race.outcomes)
+            if race.writer_error is not None:
+                note(f"{name}'s application failed after the apply: {race.writer_error}")
+                assert site.published() == []
+            else:
+                upto = race.marks[race.before - 1] if race.before else 0
+                self._captured(name, statements, seen_before, upto)
+        self.seen_outcomes.add(
+            f"a local write raced an apply ({first} first, "
+            f"{'waited' if race.waited else 'no wait'})"
+        )
         self.check(name)
 
     def _predict(self, name: str, exp: Expected, event: Event) -> str:
         if event.origin == name:
             exp.pending.discard(event.id)
+            key = key_of(event)
+            before = exp.versions.get(key)
             exp.put_version(event)
+            if (
+                before is not None
+                and before.op == "delete"
+                and before.origin != name
+                and version(before) > version(event)
+                and key in exp.rows
+                and not any(
+                    key_of(self.events[i]) == key and version(self.events[i]) > version(before)
+                    for i in exp.pending
+                )
+            ):
+                # the site kept a row that its change, racing the delete applied here,
+                # had (re)created: the delete won everywhere else, the row goes here too
+                exp.conflicts.append((event.id, REMOVED, version(before), exp.rows.pop(key)))
+                self.seen_outcomes.add("a row kept by a race with a delete was removed")
+            elif (
+                before is not None
+                and before.op == "delete"
+                and before.origin != name
+                and version(before) < version(event)
+                and before.id not in self.saw[event.id]
+            ):
+                # a delete applied here while this change (re)created the row: it lost to
+                # the change without ever being compared with it, and is logged now
+                exp.conflicts.append((before.id, CONCURRENT, version(event), None))
+                self.seen_outcomes.add("a delete that raced a local change was logged")
             return ECHO
         if event.id in exp.inbox:
             return DUPLICATE
@@ -460,6 +582,16 @@ def deliver(data: st.DataObject, net: Network, redeliveries: int | None) -> int:
     some in flight to be delivered again. Returns how many were left (duplicates)."""
     receivers = [name for name, queue in net.in_flight.items() if queue]
     name = data.draw(st.sampled_from(receivers), label="receiver")
+    bodies, kept = take(data, net, name, redeliveries)
+    net.deliver(name, bodies)
+    return kept
+
+
+def take(
+    data: st.DataObject, net: Network, name: str, redeliveries: int | None
+) -> tuple[list[bytes], int]:
+    """One to four of the messages in flight to `name`, any of them, some possibly left in
+    flight to be delivered again; and how many were left."""
     queue = net.in_flight[name]
     size = data.draw(st.integers(1, 4), label="batch size")
     bodies, kept = [], 0
@@ -472,8 +604,7 @@ def deliver(data: st.DataObject, net: Network, redeliveries: int | None) -> int:
         else:
             bodies.append(queue.pop(index))
     note(f"deliver {len(bodies)} to {name} ({kept} kept in flight)")
-    net.deliver(name, bodies)
-    return kept
+    return bodies, kept
 
 
 def run_program(data: st.DataObject, sites: dict[str, Site], offsets: tuple[str, ...]) -> None:
@@ -483,21 +614,27 @@ def run_program(data: st.DataObject, sites: dict[str, Site], offsets: tuple[str,
     note(f"clock offsets: {clocks}")
     for name, site in sites.items():
         site.reset(clocks[name])
-    net = Network(sites)
-    for _ in range(data.draw(st.integers(1, 20), label="steps")):
-        if any(net.in_flight.values()) and data.draw(st.booleans(), label="deliver?"):
-            deliver(data, net, None)
-            continue
-        name = data.draw(st.sampled_from(SITES), label="writer")
-        statements = []
-        for _ in range(data.draw(st.integers(1, 2), label="statements")):
-            net.writes += 1
-            statements.append(statement(data, name, net.writes))
-        net.write(name, statements)
-    redeliveries = 4  # the drain ends: a bounded number of duplicates
-    while any(net.in_flight.values()):
-        redeliveries -= deliver(data, net, redeliveries)
-    net.final_checks()
+    with psycopg.connect(pg_url("postgres"), autocommit=True) as monitor:
+        net = Network(sites, monitor)
+        for _ in range(data.draw(st.integers(1, 20), label="steps")):
+            if any(net.in_flight.values()) and data.draw(st.booleans(), label="deliver?"):
+                deliver(data, net, None)
+                continue
+            name = data.draw(st.sampled_from(SITES), label="writer")
+            statements = []
+            for _ in range(data.draw(st.integers(1, 2), label="statements")):
+                net.writes += 1
+                statements.append(statement(data, name, net.writes))
+            if net.in_flight[name] and data.draw(st.booleans(), label="race a delivery?"):
+                bodies, _ = take(data, net, name, None)
+                first = data.draw(st.sampled_from(["writer", "applier"]), label="first")
+                net.race(name, statements, bodies, first)
+            else:
+                net.write(name, statements)
+        redeliveries = 4  # the drain ends: a bounded number of duplicates
+        while any(net.in_flight.values()):
+            redeliveries -= deliver(data, net, redeliveries)
+        net.final_checks()
     hypothesis.event(f"{len(net.events) // 5 * 5}+ changes")
     for seen in sorted(net.seen_outcomes):
         hypothesis.event(seen)

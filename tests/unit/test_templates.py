@@ -3,6 +3,7 @@ and identifier quoting. Regenerate the golden files with BRIDGE_UPDATE_GOLDEN=1.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from bridge import install
+from bridge import apply, install
 from bridge.dialects.base import TableInfo
 from bridge.dialects.postgresql import PostgresDialect
 
@@ -52,9 +53,7 @@ def test_capture_install_golden():
 
 
 def test_apply_statements_golden():
-    info = orders_info()
-    ctx = {"table": info.table, "info": info}
-    text = script([PG.render(n, **ctx) for n in ("apply_read", "apply_upsert", "apply_delete")])
+    text = script(list(dataclasses.astuple(apply.statements(PG, orders_info()))))
     check_golden("postgresql_apply.sql", text)
 
 
@@ -64,12 +63,9 @@ def test_init_statements_parse():
 
 
 def test_apply_and_uninstall_statements_parse():
-    info = orders_info()
-    ctx = {"table": info.table, "info": info}
-    for name in ("apply_read", "apply_upsert", "apply_delete"):
+    for text in dataclasses.astuple(apply.statements(PG, orders_info())):
         # psycopg placeholders are not SQL: swap them for literals to parse
-        stmt = re.sub(r"%\((\w+)\)s", "NULL", PG.render(name, **ctx))
-        sqlglot.parse_one(stmt, read="postgres")
+        sqlglot.parse_one(re.sub(r"%\((\w+)\)s", "NULL", text), read="postgres")
     for stmt in install.uninstall_statements(PG, "orders"):
         sqlglot.parse_one(stmt, read="postgres")
 

@@ -11,7 +11,7 @@ BEGIN
                  CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
-                      + interval '1 microsecond' END), 'orders.insert', jsonb_build_object('table', 'orders', 'op', 'insert', 'key', c.k, 'row', c.r)
+                      + interval '1 microsecond' END), 'orders.insert', jsonb_build_object('table', 'orders', 'op', 'insert', 'key', c.k, 'row', c.r, 'seen', c.v)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
                              WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
                   clock_timestamp() AS now
@@ -23,7 +23,7 @@ BEGIN
                  CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
-                      + interval '1 microsecond' END), 'orders.update', jsonb_build_object('table', 'orders', 'op', 'update', 'key', c.k, 'row', c.r)
+                      + interval '1 microsecond' END), 'orders.update', jsonb_build_object('table', 'orders', 'op', 'update', 'key', c.k, 'row', c.r, 'seen', c.v)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
                              WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
                   clock_timestamp() AS now
@@ -35,7 +35,7 @@ BEGIN
                  CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
-                      + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
+                      + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r, 'seen', c.v)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
                              WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
                   clock_timestamp() AS now
@@ -49,7 +49,7 @@ BEGIN
                  CASE WHEN c.v + interval '1 microsecond' >= c.now THEN
                       (SELECT max(o.created_at) FROM bridge_outbox AS o
                         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete') AND o.payload -> 'key' = c.k)
-                      + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r)
+                      + interval '1 microsecond' END), 'orders.delete', jsonb_build_object('table', 'orders', 'op', 'delete', 'key', c.k, 'row', c.r, 'seen', c.v)
           FROM (SELECT x.k, x.r, (SELECT rv.ts FROM bridge_row_version AS rv
                              WHERE rv.table_name = 'orders' AND rv.row_key = x.k) AS v,
                   clock_timestamp() AS now
