@@ -2,7 +2,7 @@
 tests/integration/test_sql_on_server.py (the real PostgreSQL):
 
 - every template of the dialect rendered, for table shapes that reach every branch of the
-  templates (schema-qualified, composite text key, identity column, every value kind, 120
+  templates (schema-qualified, composite text key, identity key, every value kind, 120
   columns, key only);
 - a small SQL scanner that knows strings, quoted identifiers, comments and dollar quotes:
   the bodies of functions (`$bridge$ ... $bridge$`) and the arguments of the calls that
@@ -82,13 +82,12 @@ SHAPES = (
         ),
         pk=("id",),
     ),
-    # another schema, a composite key with text, an identity column, every other kind
+    # another schema, a composite key with text, every other kind
     Shape(
         "sales.Lines",
         (
             ("order_id", "bigint", "int8"),
             ("Line", "text", "text"),
-            ("seq", "bigint", "int8"),
             ("ref", "uuid", "uuid"),
             ("doc", "jsonb", "jsonb"),
             ("day", "date", "date"),
@@ -99,7 +98,13 @@ SHAPES = (
             ("small", "smallint", "int2"),
         ),
         pk=("order_id", "Line"),
-        identity="seq",
+    ),
+    # a GENERATED ALWAYS identity key: the upsert must override it
+    Shape(
+        "events",
+        (("id", "bigint", "int8"), ("note", "text", "text")),
+        pk=("id",),
+        identity="id",
     ),
     # wider than one jsonb_build_object call can take (240 arguments for the row)
     Shape("wide", tuple((f"c{i}", "integer", "int4") for i in range(120)), pk=("c0",)),

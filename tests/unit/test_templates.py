@@ -130,7 +130,7 @@ def test_every_template_is_rendered_for_every_shape() -> None:
 SQLGLOT_GAPS = (re.compile(r"^\s*OVERRIDING SYSTEM VALUE\s*$", re.MULTILINE),)
 
 
-def parse(statement: str) -> exp.Expression:
+def parse(statement: str) -> exp.Expr:
     # psycopg placeholders are not SQL: swap them for literals to parse
     text = re.sub(r"%\((\w+)\)s", "NULL", statement)
     for gap in SQLGLOT_GAPS:
