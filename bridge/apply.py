@@ -57,18 +57,26 @@ class Statements:
     undo: str  # remove a row this apply inserted
 
 
+# Each of the Statements, and the template (and its switches) it is rendered from.
+TEMPLATES: dict[str, tuple[str, dict[str, bool]]] = {
+    "claim": ("apply_lock", {"claim": True}),
+    "lock": ("apply_lock", {"claim": False}),
+    "read": ("apply_read", {}),
+    "upsert": ("apply_upsert", {"new_row": False}),
+    "insert": ("apply_upsert", {"new_row": True}),
+    "confirm": ("apply_confirm", {}),
+    "delete": ("apply_delete", {"tombstone": True}),
+    "undo": ("apply_delete", {"tombstone": False}),
+}
+
+
 def statements(dialect: Dialect, info: TableInfo) -> Statements:
     """The statements that apply changes of one table."""
-    ctx = {"table": info.table, "info": info}
     return Statements(
-        claim=dialect.render("apply_lock", claim=True, **ctx),
-        lock=dialect.render("apply_lock", claim=False, **ctx),
-        read=dialect.render("apply_read", **ctx),
-        upsert=dialect.render("apply_upsert", new_row=False, **ctx),
-        insert=dialect.render("apply_upsert", new_row=True, **ctx),
-        confirm=dialect.render("apply_confirm", **ctx),
-        delete=dialect.render("apply_delete", tombstone=True, **ctx),
-        undo=dialect.render("apply_delete", tombstone=False, **ctx),
+        **{
+            field: dialect.render(template, table=info.table, info=info, **switches)
+            for field, (template, switches) in TEMPLATES.items()
+        }
     )
 
 

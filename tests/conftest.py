@@ -25,6 +25,9 @@ from bridge.dialects import for_url
 from bridge.run import Bridge
 from bridge.stats import Stats
 
+# Under CI a skipped test fails with its reason unless marked allowed_skip (tests/skips.py).
+pytest_plugins = ("tests.skips",)
+
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 # The tests' own vhost on the local cluster: a demo or a benchmark on the same cluster

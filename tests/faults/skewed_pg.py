@@ -1,10 +1,14 @@
 """A throw-away PostgreSQL server whose clock runs at a fixed offset (libfaketime).
 
-Debian's PostgreSQL 15 binaries, run as user postgres, on a free port of 127.0.0.1, in a
+Debian's binaries of the same major version as the server the other sites use
+(/usr/lib/postgresql/<major>/bin), run as user postgres, on a free port of 127.0.0.1, in a
 temporary data directory; libfaketime is preloaded into the server only, so `now()` and
 `clock_timestamp()` (what the capture triggers stamp changes with) run e.g. one hour ahead
 while the rest of the machine keeps real time. Stopped by the pid started here, data
-directory removed. Skips (not fails) when libfaketime cannot be installed or has no effect.
+directory removed.
+
+scripts/services installs the binaries and libfaketime. When either is missing, or the
+clock does not really move, the test fails with the reason: it never skips.
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import pg_url, wait_for
 
-PG_BIN = Path(os.environ.get("BRIDGE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 LIBFAKETIME_GLOBS = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/*/faketime/libfaketime.so.1",
@@ -58,39 +61,43 @@ class SkewedServer:
         return self.url(db)
 
 
-def _find_libfaketime() -> str | None:
+def server_major() -> int:
+    """Major version of the PostgreSQL server the other sites of the test use."""
+    with psycopg.connect(pg_url("postgres")) as conn:
+        num = conn.execute("SHOW server_version_num").fetchone()[0]  # type: ignore[index]
+    return int(num) // 10000
+
+
+def pg_bin() -> Path:
+    """The directory of initdb and postgres: BRIDGE_TEST_PG_BIN, or Debian's directory for
+    the major version of the running server; fails the test if they are not there."""
+    if os.environ.get("BRIDGE_TEST_PG_BIN"):
+        where = Path(os.environ["BRIDGE_TEST_PG_BIN"])
+        hint = "BRIDGE_TEST_PG_BIN must name the directory of initdb and postgres"
+    else:
+        major = server_major()
+        where = Path(f"/usr/lib/postgresql/{major}/bin")
+        hint = (
+            f"the server runs PostgreSQL {major}, whose server binaries come with Debian's "
+            f"postgresql-{major}: scripts/services installs it"
+        )
+    missing = [str(where / b) for b in ("initdb", "postgres") if not (where / b).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: {hint}", pytrace=False)
+    return where
+
+
+def find_libfaketime() -> str:
+    """Path of libfaketime.so.1; fails the test if it is not installed."""
     for pattern in LIBFAKETIME_GLOBS:
         found = sorted(glob.glob(pattern))
         if found:
             return found[0]
-    return None
-
-
-def ensure_libfaketime() -> str:
-    """Path of libfaketime.so.1, installed with apt-get if missing (CI machines start
-    fresh); skips the test with the reason when that is not possible."""
-    lib = _find_libfaketime()
-    if lib:
-        return lib
-    if os.geteuid() != 0:
-        pytest.skip("libfaketime is not installed and this is not root: cannot apt-get it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "libfaketime"]
-    out = ""
-    for steps in ([install], [["apt-get", "update", "-qq"], install]):
-        for cmd in steps:
-            try:
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                out = f"{' '.join(cmd)}: {exc}"
-                break
-            out = f"{' '.join(cmd)} exited {done.returncode}: {done.stdout}{done.stderr}"
-            if done.returncode != 0:
-                break
-        lib = _find_libfaketime()
-        if lib:
-            return lib
-    pytest.skip(f"libfaketime could not be installed with apt-get ({out.strip()[-500:]})")
+    pytest.fail(
+        f"libfaketime is not installed (looked for {', '.join(LIBFAKETIME_GLOBS)}): "
+        "scripts/services installs it (apt-get install libfaketime)",
+        pytrace=False,
+    )
 
 
 def faketime_env(lib: str, offset: str) -> dict[str, str]:
@@ -106,16 +113,23 @@ def faketime_env(lib: str, offset: str) -> dict[str, str]:
 
 def _check_faketime_shifts_a_process(lib: str, offset: str, expected: dt.timedelta) -> None:
     """`date` under libfaketime must be off by `expected`, or libfaketime does not work
-    here and the test is skipped."""
+    here and the test fails."""
     done = subprocess.run(
         ["date", "+%s"], env=faketime_env(lib, offset), capture_output=True, text=True, timeout=30
     )
     real = dt.datetime.now(dt.UTC).timestamp()
     if done.returncode != 0 or not done.stdout.strip().isdigit():
-        pytest.skip(f"libfaketime ({lib}) breaks a plain `date`: {done.stderr.strip()[-300:]}")
+        pytest.fail(
+            f"libfaketime ({lib}) breaks a plain `date`: {done.stderr.strip()[-300:]}",
+            pytrace=False,
+        )
     shift = dt.timedelta(seconds=int(done.stdout) - real)
     if abs(shift - expected) > OFFSET_TOLERANCE:
-        pytest.skip(f"libfaketime ({lib}) with FAKETIME={offset!r} shifted `date` by {shift}")
+        pytest.fail(
+            f"libfaketime ({lib}) with FAKETIME={offset!r} shifted `date` by {shift}, "
+            f"not {expected}",
+            pytrace=False,
+        )
 
 
 def _free_port() -> int:
@@ -147,10 +161,8 @@ def skewed_postgres(offset: str, expected: dt.timedelta) -> Iterator[SkewedServe
     """Start a PostgreSQL server whose clock runs `offset` (libfaketime syntax, e.g. "+1h")
     from real time, check that `now()` there really is off by about `expected`, yield it,
     then stop it by its pid and remove its data directory."""
-    for binary in ("initdb", "postgres"):
-        if not (PG_BIN / binary).exists():
-            pytest.skip(f"{PG_BIN / binary} not found: Debian's postgresql-15 is needed")
-    lib = ensure_libfaketime()
+    bin_dir = pg_bin()
+    lib = find_libfaketime()
     _check_faketime_shifts_a_process(lib, offset, expected)
 
     top = Path(tempfile.mkdtemp(prefix="bridge-skewed-pg-"))
@@ -161,7 +173,7 @@ def skewed_postgres(offset: str, expected: dt.timedelta) -> Iterator[SkewedServe
         as_postgres = {"user": "postgres", "group": "postgres", "extra_groups": []}
         subprocess.run(
             [
-                str(PG_BIN / "initdb"),
+                str(bin_dir / "initdb"),
                 "-D",
                 str(data),
                 "-U",
@@ -182,7 +194,7 @@ def skewed_postgres(offset: str, expected: dt.timedelta) -> Iterator[SkewedServe
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [
-                    str(PG_BIN / "postgres"),
+                    str(bin_dir / "postgres"),
                     "-D",
                     str(data),
                     "-p",
@@ -229,9 +241,10 @@ def skewed_postgres(offset: str, expected: dt.timedelta) -> Iterator[SkewedServe
             db_now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         measured = db_now - dt.datetime.now(dt.UTC)
         if abs(measured - expected) > OFFSET_TOLERANCE:
-            pytest.skip(
+            pytest.fail(
                 f"libfaketime preloaded into postgres did not shift its clock by {expected} "
-                f"(FAKETIME={offset!r}: now() is {measured} off real time)"
+                f"(FAKETIME={offset!r}: now() is {measured} off real time)",
+                pytrace=False,
             )
         yield SkewedServer(port=port, pid=proc.pid, offset=measured)
     finally:

@@ -1,5 +1,15 @@
-"""The generated SQL, checked without a database: golden files reviewed by eye, parsing,
-and identifier quoting. Regenerate the golden files with BRIDGE_UPDATE_GOLDEN=1."""
+"""The generated SQL, checked without a database: golden files reviewed by eye, every
+statement of every template parsed, the 100-argument limit of PostgreSQL's variadic
+functions, identifier quoting.
+
+sqlglot only catches gross syntax errors here (it reads `LISTEN x` as a column alias and
+cannot read PL/pgSQL at all): the real check of every statement, function bodies and
+DROPs included, is tests/integration/test_sql_on_server.py, on the real server.
+
+Regenerate the golden files with BRIDGE_UPDATE_GOLDEN=1: the golden tests then write them
+and fail, so that the new files are reviewed (git diff) before a run without the variable
+compares them.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +20,13 @@ from pathlib import Path
 
 import pytest
 import sqlglot
+from sqlglot import exp
 
 from bridge import apply, install
 from bridge.dialects.base import TableInfo
 from bridge.dialects.postgresql import PostgresDialect
+from tests import sqlcheck
+from tests.sqlcheck import SHAPES, Rendered
 
 pytestmark = pytest.mark.unit
 
@@ -34,43 +47,215 @@ def orders_info(table: str = "orders") -> TableInfo:
     )
 
 
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
+def rendered() -> list[Rendered]:
+    return sqlcheck.render_all(PG, [s.info(PG) for s in SHAPES])
+
+
+# --- golden files --------------------------------------------------------------------------
+
+
+def check_golden(name: str, text: str, directory: Path = GOLDEN) -> None:
+    """`text` must equal the reviewed file. With BRIDGE_UPDATE_GOLDEN set the file is
+    written and the test fails: a file just written compared with itself proves nothing."""
+    path = directory / name
     if os.environ.get("BRIDGE_UPDATE_GOLDEN"):
+        changed = not path.exists() or path.read_text() != text
         path.write_text(text)
+        pytest.fail(
+            f"BRIDGE_UPDATE_GOLDEN is set: {path} was regenerated "
+            f"({'CHANGED' if changed else 'unchanged'}) and not compared; review `git diff "
+            f"{path}`, then run again without BRIDGE_UPDATE_GOLDEN",
+            pytrace=False,
+        )
     assert path.exists(), f"{path} missing: run with BRIDGE_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text()
+    assert text == path.read_text(), f"{path} differs (BRIDGE_UPDATE_GOLDEN=1 to regenerate)"
 
 
 def script(statements: list[str]) -> str:
     return "\n\n".join(s if s.endswith(";") else s + ";" for s in statements) + "\n"
 
 
-def test_capture_install_golden():
+def test_capture_install_golden() -> None:
     check_golden(
         "postgresql_capture_install.sql", script(install.trigger_statements(PG, orders_info()))
     )
 
 
-def test_apply_statements_golden():
+def test_apply_statements_golden() -> None:
     text = script(list(dataclasses.astuple(apply.statements(PG, orders_info()))))
     check_golden("postgresql_apply.sql", text)
 
 
-def test_init_statements_parse():
-    for stmt in install.init_statements(PG, "PARIS"):
-        sqlglot.parse_one(stmt, read="postgres")
+def test_golden_shape_is_the_shared_orders_shape() -> None:
+    """The server test runs the `orders` shape: it must be the golden files' table."""
+    assert SHAPES[0].info(PG) == orders_info()
 
 
-def test_apply_and_uninstall_statements_parse():
-    for text in dataclasses.astuple(apply.statements(PG, orders_info())):
-        # psycopg placeholders are not SQL: swap them for literals to parse
-        sqlglot.parse_one(re.sub(r"%\((\w+)\)s", "NULL", text), read="postgres")
-    for stmt in install.uninstall_statements(PG, "orders"):
-        sqlglot.parse_one(stmt, read="postgres")
+def test_a_golden_file_that_differs_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BRIDGE_UPDATE_GOLDEN", raising=False)
+    (tmp_path / "x.sql").write_text("SELECT 1;\n")
+    check_golden("x.sql", "SELECT 1;\n", tmp_path)
+    with pytest.raises(AssertionError, match="differs"):
+        check_golden("x.sql", "SELECT 2;\n", tmp_path)
+    with pytest.raises(AssertionError, match="missing"):
+        check_golden("absent.sql", "SELECT 1;\n", tmp_path)
 
 
-def test_every_identifier_is_quoted():
+def test_regenerating_golden_files_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_UPDATE_GOLDEN", "1")
+    (tmp_path / "x.sql").write_text("SELECT 1;\n")
+    for text, word in (("SELECT 1;\n", "unchanged"), ("SELECT 2;\n", "CHANGED")):
+        with pytest.raises(pytest.fail.Exception, match=f"regenerated \\({word}\\)"):
+            check_golden("x.sql", text, tmp_path)
+        assert (tmp_path / "x.sql").read_text() == text
+
+
+# --- every template, every statement -------------------------------------------------------
+
+
+def test_every_template_is_rendered_for_every_shape() -> None:
+    done = rendered()
+    assert {r.template for r in done} == set(sqlcheck.template_names(PG))
+    per_table = {r.template for r in done if r.table}
+    for template in per_table:
+        assert {r.table for r in done if r.template == template} == {s.table for s in SHAPES}
+    assert all(r.statements for r in done), [r.label for r in done if not r.statements]
+
+
+# Valid PostgreSQL that sqlglot cannot read, removed before parsing (the server test runs
+# the statement as written).
+SQLGLOT_GAPS = (re.compile(r"^\s*OVERRIDING SYSTEM VALUE\s*$", re.MULTILINE),)
+
+
+def parse(statement: str) -> exp.Expr:
+    # psycopg placeholders are not SQL: swap them for literals to parse
+    text = re.sub(r"%\((\w+)\)s", "NULL", statement)
+    for gap in SQLGLOT_GAPS:
+        text = gap.sub("", text)
+    return sqlglot.parse_one(text, read="postgres")
+
+
+def test_every_statement_parses() -> None:
+    """Every statement of every template, DROPs included, is understood by sqlglot, not
+    passed through as an opaque command; the one kind it cannot read, a PL/pgSQL
+    function, is checked on the server (its body run, branch by branch)."""
+    opaque = []
+    functions = 0
+    for r in rendered():
+        for stmt in r.statements:
+            if sqlcheck.is_plpgsql_function(stmt):
+                functions += 1
+                continue
+            if isinstance(parse(stmt), exp.Command):
+                opaque.append(f"{r.label}: {stmt[:80]}")
+    assert opaque == []
+    assert functions == len(SHAPES)  # one capture function per table, nothing else skipped
+
+
+def test_drop_statements_are_parsed_as_drops() -> None:
+    drops = [
+        (r.label, parse(s))
+        for r in rendered()
+        for s in r.statements
+        if s.lstrip().upper().startswith("DROP")
+    ]
+    kinds = {(d.args.get("kind") or "").upper() for _, d in drops}
+    assert {"TRIGGER", "FUNCTION", "TABLE"} <= kinds, drops
+    assert all(isinstance(d, exp.Drop) for _, d in drops), drops
+
+
+def test_an_unreadable_statement_fails_the_parse() -> None:
+    with pytest.raises(sqlglot.errors.ParseError):
+        parse("DROP TRIGGER IF EXISTS ON ON")
+    assert isinstance(parse("CREATE FOO BAR"), exp.Command)  # what test_every_... refuses
+
+
+# --- at most 100 arguments per call ---------------------------------------------------------
+
+
+def test_no_call_takes_more_than_100_arguments() -> None:
+    problems = [
+        f"{r.label}: {p}"
+        for r in rendered()
+        for stmt in r.statements
+        for p in sqlcheck.too_many_arguments(stmt)
+    ]
+    assert problems == []
+
+
+def test_the_argument_check_sees_the_wide_row_in_the_function_body() -> None:
+    """Not vacuous: the scan reaches into the capture function's body and finds the wide
+    table's whole row (120 columns, 240 arguments) there, split over several calls."""
+    wide = next(s for s in SHAPES if s.table == "wide").info(PG)
+    function = next(s for s in install.trigger_statements(PG, wide) if "$" in s)
+    assert sqlcheck.calls(function) == []  # outside its body: the header alone
+    body_calls = sqlcheck.every_call(function)
+    assert max(c.args for c in body_calls) <= sqlcheck.MAX_ARGS
+    keys = {i for i in range(120) if any(f"'c{i}'" in c.text for c in body_calls)}
+    assert keys == set(range(120)), f"columns no call builds: {set(range(120)) - keys}"
+
+
+def _call(n: int, name: str = "jsonb_build_object") -> str:
+    """A call with n arguments, made to fool a naive scan: nested calls, commas and
+    parentheses in strings, comments and quoted identifiers."""
+    args = []
+    for i in range(n):
+        args.append(
+            [
+                f"'k{i}'",
+                f'to_jsonb(t."col, ({i}")',
+                "'a, b) c'",
+                "E'it\\'s, (x'",
+                f"coalesce(t.a, t.b, {i})",
+                "ARRAY[1, 2, 3]",
+                f"/* , ) */ {i}",
+            ][i % 7]
+        )
+    return f"{name}(" + ", ".join(args) + ")"
+
+
+@pytest.mark.parametrize("name", ["jsonb_build_object", "json_build_object"])
+def test_the_argument_check_counts_exactly(name: str) -> None:
+    for n in (0, 1, 2, 99, 100, 101, 150):
+        found = sqlcheck.calls(f"SELECT {_call(n, name)} AS r FROM t")
+        assert [(c.name, c.args) for c in found] == [(name, n)]
+
+
+def test_the_argument_check_reports_101_arguments() -> None:
+    assert sqlcheck.too_many_arguments(f"SELECT {_call(100)}") == []
+    problems = sqlcheck.too_many_arguments(f"SELECT {_call(101)}")
+    assert len(problems) == 1 and "with 101 arguments" in problems[0], problems
+
+
+def test_the_argument_check_reports_101_arguments_nested_in_a_function_body() -> None:
+    wrapped = (
+        'CREATE OR REPLACE FUNCTION "f"() RETURNS trigger LANGUAGE plpgsql AS $bridge$\n'
+        "BEGIN\n"
+        f"    INSERT INTO o (p) SELECT jsonb_build_object('k', 1) || {_call(101)} FROM t;\n"
+        "    RETURN NULL;\n"
+        "END\n$bridge$"
+    )
+    problems = sqlcheck.too_many_arguments(wrapped)
+    assert len(problems) == 1 and "with 101 arguments" in problems[0], problems
+    # what the old check did (split at "jsonb_build_object(", count commas before the
+    # first ")") saw no problem in the same text:
+    assert all(
+        call.split(")")[0].count(",") < 100 for call in wrapped.split("jsonb_build_object(")[1:]
+    )
+
+
+def test_the_scanner_refuses_what_it_cannot_close() -> None:
+    for broken in ("SELECT jsonb_build_object('a', 1", "SELECT 'open", "AS $bridge$ BEGIN"):
+        with pytest.raises(ValueError):
+            sqlcheck.too_many_arguments(broken)
+
+
+# --- identifiers ---------------------------------------------------------------------------
+
+
+def test_every_identifier_is_quoted() -> None:
     text = script(install.trigger_statements(PG, orders_info("sales.orders")))
     assert 'ON "sales"."orders"' in text
     assert 'FUNCTION "sales"."bridge_capture_orders"()' in text
@@ -79,11 +264,10 @@ def test_every_identifier_is_quoted():
     assert " orders " not in text.replace("'orders", "")
 
 
-def test_wide_tables_are_built_in_chunks():
+def test_wide_tables_are_built_in_chunks() -> None:
     cols = tuple(PG.column(i, f"c{i}", "integer", "int4") for i in range(120))
     info = TableInfo(table=PG.table_ref("wide"), columns=cols, pk=cols[:1], non_pk=cols[1:])
     text = script(install.trigger_statements(PG, info))
-    # jsonb_build_object accepts at most 100 arguments: 40 columns (80 arguments) per call
+    # jsonb_build_object accepts at most 100 arguments: the row is built in several calls
     assert text.count(") || jsonb_build_object(") >= 2
-    for call in text.split("jsonb_build_object(")[1:]:
-        assert call.split(")")[0].count(",") < 100
+    assert sqlcheck.too_many_arguments(text) == []
