@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from bridge.config import Config
+from bridge.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -33,4 +34,4 @@ def schedule(config: Config, dialect: Any, stop: threading.Event) -> None:
         try:
             cleanup(config, dialect)
         except Exception as exc:  # noqa: BLE001 - keep the schedule alive, say why it failed
-            log.warning("site=%s scheduled cleanup failed: %s", config.site, exc)
+            log.warning("site=%s scheduled cleanup failed: %s", config.site, one_line(exc))

@@ -13,7 +13,7 @@ import click
 from bridge import __version__, install, topology
 from bridge import config as config_mod
 from bridge.broker import Endpoints, redact
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, DatabaseError, one_line
 
 pass_config = click.make_pass_decorator(dict, ensure=True)
 
@@ -27,7 +27,10 @@ def _run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except BridgeError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        # a database error quotes psycopg, whose messages span lines; other messages may
+        # end with an example on purpose (a missing configuration key)
+        text = one_line(exc) if isinstance(exc, DatabaseError) else str(exc)
+        raise click.ClickException(f"{type(exc).__name__}: {text}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

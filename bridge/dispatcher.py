@@ -33,7 +33,7 @@ from bridge.broker import (
     redact,
 )
 from bridge.config import Config
-from bridge.errors import BridgeError, BrokerError, DatabaseError
+from bridge.errors import BridgeError, BrokerError, DatabaseError, one_line
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Dispatcher:
         """Publish until stop is set, reconnecting to the database and broker as needed."""
 
         def on_error(exc: BaseException) -> None:
-            log.warning("site=%s dispatcher: %s; retrying", self.config.site, exc)
+            log.warning("site=%s dispatcher: %s; retrying", self.config.site, one_line(exc))
             self.stats.add("dispatcher_reconnects")
 
         run_sessions(
@@ -216,7 +216,7 @@ class _Session:
         try:
             step()
         except (psycopg.Error, BridgeError) as exc:
-            self.error = exc if isinstance(exc, BridgeError) else DatabaseError(str(exc))
+            self.error = exc if isinstance(exc, BridgeError) else DatabaseError(one_line(exc))
             self._close()
 
     def _pump(self) -> None:

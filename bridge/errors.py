@@ -31,3 +31,13 @@ class EventError(BridgeError):
 
 class VerifyError(BridgeError):
     """Sites hold different rows for a synced table."""
+
+
+def one_line(message: object, secret: str | None = None) -> str:
+    """`message` (an exception or a text) on one line, with `secret` (a password) masked.
+
+    libpq's errors, as psycopg shows them, span several lines ("... failed: Connection
+    refused" then "\\tIs the server running on that host ...?"): printed as they are, the
+    second line loses its context in a log or after "Error:"."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return text.replace(secret, "***") if secret else text

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TextIO
 
 from bridge import __version__
 from bridge.dialects.base import Dialect, TableInfo, literal
-from bridge.errors import DatabaseError, SchemaError
+from bridge.errors import DatabaseError, SchemaError, one_line
 
 
 class Sink(Protocol):
@@ -87,7 +87,9 @@ def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
     except Exception as exc:  # the database refused: nothing of it stays
         if isinstance(exc, SchemaError | DatabaseError):
             raise
-        raise DatabaseError(f"statement {count + 1} failed, nothing was installed: {exc}") from exc
+        raise DatabaseError(
+            f"statement {count + 1} failed, nothing was changed: {one_line(exc)}"
+        ) from exc
     return count
 
 
