@@ -30,7 +30,7 @@ from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
 from bridge.config import Config
-from bridge.errors import BridgeError, DatabaseError, EventError, one_line
+from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
 from bridge.event import Event
 from bridge.stats import Stats
 
@@ -95,10 +95,16 @@ class Consumer:
             )
             self.stats.add("consumer_reconnects")
 
-        run_sessions(
-            self._session, self.stop, (BridgeError, pika.exceptions.AMQPError, OSError), on_error
-        )
-        self.handler.close()
+        try:
+            run_sessions(
+                self._session,
+                self.stop,
+                (BridgeError, pika.exceptions.AMQPError, OSError),
+                on_error,
+                fatal=(BrokerLoginError,),
+            )
+        finally:
+            self.handler.close()
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()

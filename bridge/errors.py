@@ -25,6 +25,13 @@ class BrokerError(BridgeError):
     """RabbitMQ cannot be reached or refused an operation."""
 
 
+class BrokerLoginError(BrokerError):
+    """RabbitMQ refused the login (user, password, or access to the vhost) before any
+    connection of this process had worked: a configuration error. `bridge run` stops on it
+    instead of retrying; a refusal after the link once worked is retried (a restarting
+    broker may refuse logins for a moment)."""
+
+
 class EventError(BridgeError):
     """A message is not a valid bridge event. Such messages are dead-lettered, never applied."""
 
