@@ -13,14 +13,28 @@ import click
 from bridge import __version__, install, topology
 from bridge import config as config_mod
 from bridge.broker import Endpoints, redact
-from bridge.errors import BridgeError, DatabaseError, one_line
+from bridge.errors import BridgeError, ConfigError, DatabaseError, one_line
 
 pass_config = click.make_pass_decorator(dict, ensure=True)
 
 
-def _load(ctx: click.Context) -> config_mod.Config:
-    cfg: config_mod.Config = config_mod.load(ctx.obj.get("config_path"))
+def _load(ctx: click.Context, require_tables: bool = True) -> config_mod.Config:
+    """The configuration; `require_tables=False` for commands that do not sync (they name
+    their tables with --table, or need none), so they work before 'tables' is written."""
+    cfg: config_mod.Config = config_mod.load(
+        ctx.obj.get("config_path"), require_tables=require_tables
+    )
     return cfg
+
+
+def _table_names(cfg: config_mod.Config, tables: tuple[str, ...]) -> list[str]:
+    names = list(tables) or [t.name for t in cfg.tables]
+    if not names:
+        raise ConfigError(
+            "no table given: name one with --table (repeatable), or list the synced tables "
+            "in 'tables'"
+        )
+    return names
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -87,7 +101,8 @@ def _tables_option(f: Callable[..., Any]) -> Callable[..., Any]:
         "-t",
         "tables",
         multiple=True,
-        help="Business table (repeatable). Default: every table in 'tables'.",
+        help="Business table (repeatable), as in 'tables': table or schema.table. "
+        "Default: every table in 'tables'.",
     )(f)
 
 
@@ -109,7 +124,7 @@ def init(ctx: click.Context, print_sql: bool) -> None:
     """Create bridge's tables (bridge_outbox, bridge_inbox, ...) in the site database."""
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             n = install.init(dialect, conn, cfg.site, sink, execute=not print_sql)
@@ -127,11 +142,12 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
     """Create the capture triggers of business tables, all in one transaction.
 
     Re-running is safe: triggers are replaced with ones generated for the current columns.
+    --table works before the table is in 'tables'; `bridge run` syncs only the tables there.
     """
 
     def go() -> None:
-        cfg = _load(ctx)
-        names = list(tables) or [t.name for t in cfg.tables]
+        cfg = _load(ctx, require_tables=False)
+        names = _table_names(cfg, tables)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             infos = install.install_triggers(dialect, conn, names, sink, not print_sql)
@@ -140,6 +156,16 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
                 click.echo(
                     f"site {cfg.site}: capturing {info.table.name} "
                     f"({len(info.columns)} columns, key {[c.name for c in info.pk]})",
+                    err=True,
+                )
+        for name in names:
+            if cfg.table(name) is None:
+                click.echo(
+                    f"site {cfg.site}: {name} is not in 'tables': its changes are captured "
+                    "and published, but a site applies changes only to the tables in its "
+                    "'tables' (it dead-letters the others). Add it at every site, e.g. in "
+                    f'bridge.toml: [tables] {name} = "lww" (or BRIDGE_TABLES), then restart '
+                    "bridge run.",
                     err=True,
                 )
 
@@ -154,8 +180,8 @@ def uninstall_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: b
     """Remove the capture triggers of business tables (the outbox keeps what it holds)."""
 
     def go() -> None:
-        cfg = _load(ctx)
-        names = list(tables) or [t.name for t in cfg.tables]
+        cfg = _load(ctx, require_tables=False)
+        names = _table_names(cfg, tables)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             install.uninstall_triggers(dialect, conn, names, sink, not print_sql)
@@ -182,7 +208,7 @@ def topology_apply(ctx: click.Context, amqp_url: str | None) -> None:
     dead-letter queues. Idempotent."""
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         urls = [u for u in (amqp_url or cfg.amqp_url).split(",") if u.strip()]
         endpoints = Endpoints(urls, cfg.heartbeat)
         conn = endpoints.blocking()
@@ -218,7 +244,7 @@ def status(ctx: click.Context) -> None:
     from bridge.dialects import for_url
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
             cur = conn.execute(dialect.render("status"))
@@ -290,7 +316,7 @@ def cleanup(ctx: click.Context, older_than: str | None) -> None:
     from bridge.dialects import for_url
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         days = None
         if older_than is not None:
             text = older_than.strip().lower().removesuffix("d")
@@ -344,7 +370,7 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
     from bridge import dlq
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         letters = dlq.list_dead_letters(cfg)
         if as_json:
             click.echo(json.dumps([d.to_dict() for d in letters], indent=2))
@@ -397,7 +423,7 @@ def dlq_drop(ctx: click.Context, ids: tuple[str, ...], all_: bool, yes: bool) ->
     from bridge import dlq
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         chosen = _selection(ids, all_)
         queue = dlq.dead_letter_queue(cfg)
         if not yes:

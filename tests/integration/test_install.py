@@ -167,3 +167,38 @@ def test_python_dash_m_bridge_help():
     )
     assert "install-triggers" in out.stdout
     assert "Typical setup of one site" in out.stdout
+
+
+def test_table_option_is_enough_before_tables_is_configured(env):
+    no_tables = {k: v for k, v in env.items() if k != "BRIDGE_TABLES"}
+    assert bridge(no_tables, "init").exit_code == 0
+    out = bridge(no_tables, "install-triggers", "--table", "orders")
+    assert out.exit_code == 0, out.output
+    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert", "bridge_capture_update"]
+    assert "capturing orders" in out.output
+    # how to have it synced: bridge run applies other sites' changes only to 'tables'
+    assert "orders is not in 'tables'" in out.output
+    assert '[tables] orders = "lww"' in out.output
+    out = bridge(no_tables, "install-triggers", "--table", "orders", "--sql")
+    assert out.exit_code == 0 and "CREATE TRIGGER bridge_capture_insert" in out.output
+    out = bridge(no_tables, "status")
+    assert out.exit_code == 0, out.output
+    # already in 'tables': no such note
+    out = bridge(env, "install-triggers", "--table", "orders")
+    assert out.exit_code == 0 and "not in 'tables'" not in out.output
+    out = bridge(no_tables, "uninstall-triggers", "--table", "orders")
+    assert out.exit_code == 0, out.output
+    assert triggers() == []
+
+
+def test_without_table_option_or_tables_the_commands_say_what_to_give(env):
+    no_tables = {k: v for k, v in env.items() if k != "BRIDGE_TABLES"}
+    assert bridge(no_tables, "init").exit_code == 0
+    out = bridge(no_tables, "install-triggers")
+    assert out.exit_code == 1
+    assert "no table given: name one with --table" in out.output
+    # bridge run syncs 'tables': it still requires it, with the key named
+    out = bridge(no_tables, "run")
+    assert out.exit_code == 1
+    assert "missing configuration key 'tables'" in out.output
+    assert triggers() == []

@@ -85,3 +85,13 @@ def test_environment_only(tmp_path):
     assert cfg.amqp_urls == ["amqp://a@h1/", "amqp://a@h2/"]
     assert not cfg.is_archive
     assert cfg.peers == {"PARIS": "postgresql://127.0.0.1/paris"}
+
+
+def test_tables_may_be_missing_for_commands_that_name_their_own():
+    raw = {k: v for k, v in BASE.items() if k != "tables"}
+    assert config.from_mapping(raw, require_tables=False).tables == ()
+    assert config.from_mapping({**raw, "tables": ""}, require_tables=False).tables == ()
+    listed = config.from_mapping(BASE, require_tables=False)
+    assert [t.name for t in listed.tables] == ["orders", "customers"]
+    with pytest.raises(ConfigError, match="missing configuration key 'tables'"):
+        config.from_mapping(raw)
