@@ -306,27 +306,33 @@ def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
     "--older-than",
     default=None,
     metavar="DAYS",
-    help="Retention, e.g. 90d or 90 (default: retention_days, 90).",
+    help="Retention in whole days, 1 or more, as 90 or 90d (default: retention_days, 90).",
 )
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.pass_context
-def cleanup(ctx: click.Context, older_than: str | None) -> None:
-    """Purge archive, inbox and tombstones older than the retention (also scheduled
-    inside `bridge run`)."""
+def cleanup(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
+    """Purge archive entries, inbox entries and tombstones older than the retention, in one
+    transaction (also scheduled inside `bridge run`)."""
     from bridge import cleanup as cleanup_mod
     from bridge.dialects import for_url
 
     def go() -> None:
+        try:
+            days = None if older_than is None else cleanup_mod.parse_days(older_than)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
         cfg = _load(ctx, require_tables=False)
-        days = None
-        if older_than is not None:
-            text = older_than.strip().lower().removesuffix("d")
-            if not text.isdigit() or int(text) < 1:
-                raise click.BadParameter(
-                    "write a number of days, e.g. 90d", param_hint="--older-than"
-                )
-            days = int(text)
-        n = cleanup_mod.cleanup(cfg, for_url(cfg.database_url), days)
-        click.echo(f"site {cfg.site}: {n} row(s) deleted")
+        counts = cleanup_mod.cleanup(cfg, for_url(cfg.database_url), days, dry_run)
+        verb = "would be deleted" if dry_run else "deleted"
+        for what, n in counts.items():
+            click.echo(f"{what:16} {n:>10} {verb}")
+        total = sum(counts.values())
+        retention = days if days is not None else cfg.retention_days
+        click.echo(
+            f"site {cfg.site}: {total} row(s) older than {retention} days {verb}"
+            + (" (dry run: nothing was deleted)" if dry_run else ""),
+            err=True,
+        )
 
     _run(go)
 

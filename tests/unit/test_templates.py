@@ -91,3 +91,17 @@ def test_wide_tables_are_built_in_chunks():
     assert text.count(") || jsonb_build_object(") >= 2
     for call in text.split("jsonb_build_object(")[1:]:
         assert call.split(")")[0].count(",") < 100
+
+
+def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete():
+    def wheres(dry_run: bool) -> list[str]:
+        found = []
+        for stmt in PG.statements("cleanup", dry_run=dry_run):
+            assert ("DELETE" in stmt) is not dry_run
+            parsed = sqlglot.parse_one(re.sub(r"%\((\w+)\)s", "1", stmt), read="postgres")
+            found.append(parsed.find(sqlglot.exp.Where).sql(dialect="postgres"))
+        return found
+
+    deleting = wheres(dry_run=False)
+    assert len(deleting) == 3 and all("CLOCK_TIMESTAMP()" in w for w in deleting)
+    assert wheres(dry_run=True) == deleting
