@@ -74,6 +74,7 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
       bridge topology apply                declare exchanges and queues (once, as admin)
       bridge run                           publish local changes, apply remote ones
       bridge verify                        compare the synced tables of all sites
+      bridge uninit --remove-triggers      remove bridge from the database again
     """
     logging.basicConfig(
         level=log_level.upper(),
@@ -187,6 +188,66 @@ def uninstall_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: b
             install.uninstall_triggers(dialect, conn, names, sink, not print_sql)
         if not print_sql:
             click.echo(f"site {cfg.site}: capture removed from {', '.join(names)}", err=True)
+
+    _run(go)
+
+
+@main.command()
+@_sql_option
+@click.option(
+    "--remove-triggers",
+    is_flag=True,
+    help="Also remove the capture triggers still installed on business tables, in the "
+    "same transaction. Without it, uninit refuses while any are installed.",
+)
+@click.option(
+    "--discard-unpublished",
+    is_flag=True,
+    help="Remove bridge even though bridge_outbox holds changes not yet published: the "
+    "other sites never get them. Without it, uninit refuses then.",
+)
+@click.pass_context
+def uninit(
+    ctx: click.Context, print_sql: bool, remove_triggers: bool, discard_unpublished: bool
+) -> None:
+    """Remove bridge's tables (bridge_outbox, bridge_inbox, ...) and capture functions from
+    the site database, in one transaction: the inverse of init. Business tables and their
+    rows stay. Refuses while capture triggers are installed, changes are unpublished or
+    `bridge run` is running, saying what to do."""
+    from bridge import uninit as uninit_mod
+
+    def go() -> None:
+        cfg = _load(ctx, require_tables=False)
+        dialect, conn, sink = _sink(cfg, print_sql)
+        with conn:
+            report = uninit_mod.uninit(
+                dialect,
+                conn,
+                cfg.site,
+                sink,
+                execute=not print_sql,
+                remove_triggers=remove_triggers,
+                discard_unpublished=discard_unpublished,
+            )
+        would = "would be " if print_sql else ""
+        if report.unpublished_discarded:
+            click.echo(
+                f"warning: site {cfg.site}: {report.unpublished_discarded} unpublished "
+                f"change(s) {would}discarded: the other sites never get them",
+                err=True,
+            )
+        if report.triggers_removed:
+            click.echo(
+                f"site {cfg.site}: capture {would}removed from "
+                f"{', '.join(report.triggers_removed)}",
+                err=True,
+            )
+        if not print_sql:
+            click.echo(
+                f"site {cfg.site}: bridge removed from the database ({report.statements} "
+                "statements); `bridge init` installs it again",
+                err=True,
+            )
 
     _run(go)
 

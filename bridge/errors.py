@@ -32,6 +32,11 @@ class BrokerLoginError(BrokerError):
     broker may refuse logins for a moment)."""
 
 
+class RefusedError(BridgeError):
+    """bridge refuses an operation that would lose data or break the application; the
+    message says why, and the command or flag that makes it safe or explicit."""
+
+
 class EventError(BridgeError):
     """A message is not a valid bridge event. Such messages are dead-lettered, never applied."""
 

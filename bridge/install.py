@@ -63,11 +63,14 @@ def trigger_statements(dialect: Dialect, info: TableInfo) -> list[str]:
     )
 
 
-def uninstall_statements(dialect: Dialect, table: str) -> list[str]:
+def uninstall_statements(dialect: Dialect, table: str, forget: bool = True) -> list[str]:
+    """Remove a table's capture; `forget` also removes its entry in bridge_meta (not needed
+    when bridge_meta is dropped next, by uninit)."""
     return dialect.statements(
         "capture_uninstall",
         table=dialect.table_ref(table),
         function=dialect.capture_function(table),
+        forget=forget,
     )
 
 

@@ -105,3 +105,19 @@ def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete():
     deleting = wheres(dry_run=False)
     assert len(deleting) == 3 and all("CLOCK_TIMESTAMP()" in w for w in deleting)
     assert wheres(dry_run=True) == deleting
+
+
+def test_uninit_statements_parse():
+    functions = ['"public"."bridge_capture_gone"']
+    statements = PG.statements("uninit", functions=functions)
+    assert statements[0] == 'DROP FUNCTION IF EXISTS "public"."bridge_capture_gone"();'
+    assert statements[-1].startswith("DROP TABLE IF EXISTS bridge_outbox")
+    for name in ("capture_installed", "capture_functions", "outbox_unpublished"):
+        statements.append(PG.render(name))
+    statements += PG.statements("uninit_guard", outbox=True)
+    for stmt in statements:
+        sqlglot.parse_one(stmt, read="postgres")
+    # uninit drops bridge_meta right after: no entry to forget
+    forgetting = install.uninstall_statements(PG, "orders")
+    assert forgetting[-1].startswith("DELETE FROM bridge_meta")
+    assert install.uninstall_statements(PG, "orders", forget=False) == forgetting[:-1]
