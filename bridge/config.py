@@ -247,6 +247,14 @@ def _tables(value: Any) -> tuple[TableConfig, ...]:
     items: list[tuple[str, str]] = []
     if isinstance(value, Mapping):
         for name, spec in value.items():
+            if isinstance(spec, Mapping) and set(spec) - {"policy"}:
+                # `sales.orders = "lww"` in TOML is a table `sales` holding a key `orders`
+                other = sorted(set(spec) - {"policy"})[0]
+                raise ConfigError(
+                    f"'tables': {name!r} has unknown key(s) {sorted(set(spec) - {'policy'})}; "
+                    f'a schema-qualified name must be quoted in TOML: "{name}.{other}" = '
+                    '"lww" (see "Table names" in docs/configuration.md)'
+                )
             policy = spec.get("policy", "lww") if isinstance(spec, Mapping) else str(spec)
             items.append((str(name), policy))
     else:

@@ -76,8 +76,9 @@ class PostgresDialect(Dialect):
             rows = cur.fetchall()
         if not rows:
             raise SchemaError(
-                f"table {table!r} does not exist in this database (looked up as {ref.ref}); "
-                "create it first or fix the name in 'tables'"
+                f"table {table!r} does not exist in this database (looked up as {ref.ref}, "
+                "case-sensitive, through the search_path unless schema-qualified); create it "
+                f"first or fix the name in 'tables': {identifiers.SEE}"
             )
         columns = tuple(
             self.column(i, r["name"], r["sql_type"], r["base_type"]) for i, r in enumerate(rows)

@@ -112,6 +112,24 @@ def test_quoted_mixed_case_table(env):
     out = bridge(env, "install-triggers", "-t", "Mixed Case")
     assert out.exit_code == 1
     assert "not a valid identifier" in out.output
+    assert 'see "Table names" in docs/configuration.md' in out.output
+
+
+def test_table_names_are_case_sensitive_and_may_name_a_schema(env):
+    assert bridge(env, "init").exit_code == 0
+    sql(DB, "CREATE TABLE Items (id int PRIMARY KEY)")  # unquoted: stored as items
+    sql(DB, 'CREATE TABLE "Lines" (id int PRIMARY KEY)')
+    sql(DB, "CREATE SCHEMA sales")
+    sql(DB, "CREATE TABLE sales.orders (id int PRIMARY KEY)")
+    out = bridge(env, "install-triggers", "-t", "Items")
+    assert out.exit_code == 1
+    assert "table 'Items' does not exist" in out.output and "case-sensitive" in out.output
+    assert 'see "Table names" in docs/configuration.md' in out.output
+    out = bridge(env, "install-triggers", "-t", "items", "-t", "Lines", "-t", "sales.orders")
+    assert out.exit_code == 0, out.output
+    assert len(triggers("items")) == len(triggers('"Lines"')) == len(triggers("sales.orders")) == 3
+    sql(DB, "INSERT INTO sales.orders VALUES (1)")
+    assert sql(DB, "SELECT type FROM bridge_outbox") == [("sales.orders.insert",)]
 
 
 @pytest.mark.parametrize(
