@@ -159,7 +159,7 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
                     f"({len(info.columns)} columns, key {[c.name for c in info.pk]})",
                     err=True,
                 )
-        for name in names:
+        for name in names if not print_sql else ():
             if cfg.table(name) is None:
                 click.echo(
                     f"site {cfg.site}: {name} is not in 'tables': its changes are captured "

@@ -199,6 +199,7 @@ def test_table_option_is_enough_before_tables_is_configured(env):
     assert '[tables] orders = "lww"' in out.output
     out = bridge(no_tables, "install-triggers", "--table", "orders", "--sql")
     assert out.exit_code == 0 and "CREATE TRIGGER bridge_capture_insert" in out.output
+    assert "not in 'tables'" not in out.output  # nothing captured by printing
     out = bridge(no_tables, "status")
     assert out.exit_code == 0, out.output
     # already in 'tables': no such note
