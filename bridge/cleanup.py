@@ -14,6 +14,7 @@ import re
 import threading
 from typing import Any
 
+from bridge import install
 from bridge.config import Config
 from bridge.errors import ConfigError, one_line
 
@@ -55,6 +56,7 @@ def cleanup(
     counts: dict[str, int] = {}
     conn = dialect.connect(config.database_url)
     try:
+        install.require_initialised(dialect, conn, config.site)
         with conn.transaction(), conn.cursor() as cur:
             for stmt in dialect.statements("cleanup", dry_run=dry_run):
                 cur.execute(stmt, {"days": days})

@@ -308,6 +308,7 @@ def status(ctx: click.Context) -> None:
         cfg = _load(ctx, require_tables=False)
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
+            install.require_initialised(dialect, conn, cfg.site)
             cur = conn.execute(dialect.render("status"))
             row = cur.fetchone()
             assert cur.description is not None

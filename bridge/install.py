@@ -108,6 +108,17 @@ def installed_site(dialect: Dialect, conn: Any) -> str | None:
     return str(value[0]) if value else None
 
 
+def require_initialised(dialect: Dialect, conn: Any, site: str) -> None:
+    """SchemaError unless `bridge init` ran in this database for `site`."""
+    owner = installed_site(dialect, conn)
+    if owner is None:
+        raise SchemaError("bridge is not initialised in this database: run `bridge init`")
+    if owner != site:
+        raise SchemaError(
+            f"this database belongs to site {owner}, not {site}: check 'site' and 'database_url'"
+        )
+
+
 def init(dialect: Dialect, conn: Any, site: str, sink: Sink, execute: bool) -> int:
     if execute:
         current = installed_site(dialect, conn)

@@ -29,7 +29,7 @@ from bridge.config import Config
 from bridge.consumer import Consumer
 from bridge.dialects import for_url
 from bridge.dispatcher import Dispatcher
-from bridge.errors import BridgeError, SchemaError
+from bridge.errors import BridgeError
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,7 @@ class Bridge:
         """Refuse to start on a database that is not ready; warn about column drift."""
         conn = self.dialect.connect(self.config.database_url)
         try:
-            site = install.installed_site(self.dialect, conn)
-            if site is None:
-                raise SchemaError("bridge is not initialised in this database: run bridge init")
-            if site != self.config.site:
-                raise SchemaError(
-                    f"this database belongs to site {site}, not {self.config.site}: check "
-                    "'site' and 'database_url'"
-                )
+            install.require_initialised(self.dialect, conn, self.config.site)
             for table, problem in install.drift(
                 self.dialect, conn, [t.name for t in self.config.tables]
             ).items():

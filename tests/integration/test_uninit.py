@@ -164,3 +164,18 @@ def test_a_failing_statement_leaves_everything_in_place(captured):
     # the triggers removed before the failure came back with the rollback
     assert bridge_objects() == before
     assert ("trigger", "bridge_capture_insert") in before
+
+
+def test_after_uninit_the_commands_say_to_run_init(captured):
+    assert bridge("uninit", "--remove-triggers").exit_code == 0
+    for command in (["status"], ["cleanup"], ["cleanup", "--dry-run"]):
+        out = bridge(*command)
+        assert out.exit_code == 1
+        assert out.output == (
+            "Error: SchemaError: bridge is not initialised in this database: run `bridge init`\n"
+        )
+    out = bridge("status", env={**ENV, "BRIDGE_SITE": "LONDON"})
+    assert out.exit_code == 1
+    assert bridge("init").exit_code == 0
+    out = bridge("status", env={**ENV, "BRIDGE_SITE": "LONDON"})
+    assert out.exit_code == 1 and "belongs to site PARIS, not LONDON" in out.output
