@@ -247,13 +247,13 @@ def _tables(value: Any) -> tuple[TableConfig, ...]:
     items: list[tuple[str, str]] = []
     if isinstance(value, Mapping):
         for name, spec in value.items():
-            if isinstance(spec, Mapping) and set(spec) - {"policy"}:
+            extra = sorted(set(spec) - {"policy"}) if isinstance(spec, Mapping) else []
+            if extra:
                 # `sales.orders = "lww"` in TOML is a table `sales` holding a key `orders`
-                other = sorted(set(spec) - {"policy"})[0]
                 raise ConfigError(
-                    f"'tables': {name!r} has unknown key(s) {sorted(set(spec) - {'policy'})}; "
-                    f'a schema-qualified name must be quoted in TOML: "{name}.{other}" = '
-                    '"lww" (see "Table names" in docs/configuration.md)'
+                    f"'tables': {name!r} has unknown key(s) {extra}; a schema-qualified "
+                    f'name must be quoted in TOML: "{name}.{extra[0]}" = "lww" (see "Table '
+                    'names" in docs/configuration.md)'
                 )
             policy = spec.get("policy", "lww") if isinstance(spec, Mapping) else str(spec)
             items.append((str(name), policy))
