@@ -12,7 +12,7 @@ import psycopg
 from bridge.apply import Outcome
 from bridge.config import Config
 from bridge.dialects.base import close_quietly
-from bridge.errors import DatabaseError
+from bridge.errors import DatabaseError, one_line
 from bridge.event import Event
 
 ARCHIVED, ARCHIVE_DUPLICATE = "archived", "archive_duplicate"
@@ -54,5 +54,7 @@ class Archiver:
                     )
                     outcomes.append(Outcome(ARCHIVED if cur.rowcount else ARCHIVE_DUPLICATE))
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DatabaseError(f"database connection lost while archiving: {exc}") from exc
+            raise DatabaseError(
+                f"database connection lost while archiving: {one_line(exc)}"
+            ) from exc
         return outcomes

@@ -31,14 +31,19 @@ def run_sessions(
     stop: threading.Event,
     errors: tuple[type[BaseException], ...],
     on_error: Callable[[BaseException], None],
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> None:
     """Run `session` again and again until stop is set: after it fails with one of
-    `errors` (reported to `on_error`), wait with backoff; after it returns, start again."""
+    `errors` (reported to `on_error`), wait with backoff; after it returns, start again.
+    An error of `fatal` (a configuration error, even if it is one of `errors` too) is
+    raised at once: retrying cannot fix it."""
     backoff = Backoff()
     while not stop.is_set():
         try:
             session()
             backoff.reset()
+        except fatal:
+            raise
         except errors as exc:
             on_error(exc)
         if stop.is_set():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import datetime as dt
 import itertools
 import logging
+import re
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -13,7 +16,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from bridge.errors import BrokerError
+from bridge.errors import BrokerError, BrokerLoginError
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,48 @@ def username(url: str) -> str:
     return urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
 
 
+# pika's text for the close that ended a connection: "ConnectionClosedByBroker: (403) '...'"
+_CLOSED_BY_BROKER = re.compile(r"^ConnectionClosedByBroker: \((\d+)\) (.+)$", re.S)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why RabbitMQ refused to let this client in (user, password, vhost), with what to
+    check; None if `exc` is something else.
+
+    pika guesses a refusal from the stage at which a connection ended. Only a close the
+    broker sent counts (403 ACCESS_REFUSED for the login, 530 NOT_ALLOWED for the vhost):
+    a connection merely lost at that stage (a node stopping) is not a refusal."""
+    if isinstance(exc, pika.exceptions.AuthenticationError):
+        return f"login refused: no authentication mechanism in common ({exc})"
+    if not isinstance(
+        exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
+    ):
+        return None
+    match = _CLOSED_BY_BROKER.match(str(exc.args[0]) if exc.args else "")
+    if match is None:
+        return None
+    code, reply = match.group(1), match.group(2)
+    with contextlib.suppress(ValueError, SyntaxError):
+        reply = str(ast.literal_eval(reply))  # pika quotes the broker's text like repr()
+    if code == "403":
+        return f"login refused ({reply}): check the user and password in amqp_url"
+    if code == "530":
+        return (
+            f"login refused ({reply}): check the vhost in amqp_url and the user's permissions on it"
+        )
+    return None
+
+
 def describe(exc: BaseException) -> str:
     """A short, readable reason for a broker error, with what to check."""
     text = repr(exc)
+    refused = refusal(exc)
+    if refused is not None:
+        return refused
     if isinstance(
         exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
     ):
-        return "login refused: check the user, password and vhost in amqp_url"
+        return "connection lost while logging in (a node stopping?)"
     if "ConnectionRefusedError" in text:
         return "connection refused: is HAProxy / RabbitMQ running? (scripts/cluster status)"
     if isinstance(
@@ -84,21 +122,41 @@ class Endpoints:
         self.heartbeat = heartbeat
         self._next: Iterator[str] = itertools.cycle(self.urls)
         self._lock = threading.Lock()
+        self._worked = threading.Event()  # a connection with these credentials succeeded
 
     def next_url(self) -> str:
         with self._lock:
             return next(self._next)
 
+    def connected(self) -> None:
+        """Record that a connection succeeded: the user, password and vhost are right."""
+        self._worked.set()
+
+    def failure(self, reasons: list[str], refused: bool) -> BrokerError:
+        """The error for failed connection attempts (`reasons`, one per address tried).
+
+        A refused login before any connection worked is a configuration error
+        (BrokerLoginError: `bridge run` stops). After one worked it is retried like a lost
+        connection: a broker node that is starting may refuse logins for a moment."""
+        text = "cannot connect to RabbitMQ: " + "; ".join(reasons)
+        if refused and not self._worked.is_set():
+            return BrokerLoginError(text)
+        return BrokerError(text)
+
     def blocking(self) -> pika.BlockingConnection:
         """Connect to the first address that answers, starting with the next in turn."""
-        errors = []
+        reasons, refused = [], False
         for _ in self.urls:
             url = self.next_url()
             try:
-                return pika.BlockingConnection(parameters(url, self.heartbeat))
+                conn = pika.BlockingConnection(parameters(url, self.heartbeat))
             except pika.exceptions.AMQPError as exc:
-                errors.append(f"{redact(url)}: {describe(exc)}")
-        raise BrokerError("cannot connect to RabbitMQ: " + "; ".join(errors))
+                refused = refused or refusal(exc) is not None
+                reasons.append(f"{redact(url)}: {describe(exc)}")
+                continue
+            self.connected()
+            return conn
+        raise self.failure(reasons, refused)
 
 
 def properties(

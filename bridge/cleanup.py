@@ -1,30 +1,77 @@
-"""Scheduled purge (default: older than 90 days) of the archive, the inbox and tombstones."""
+"""Scheduled purge (default: older than 90 days) of the archive, the inbox and tombstones.
+
+Why there is a minimum of one day: an inbox entry is what makes a redelivered event a no-op
+at this site, and a tombstone is what keeps a change older than a delete from bringing the
+row back. Events can still be on their way long after they were made (in a queue, in the
+outbox of a site that is cut off), so purging all of them would let such events be applied
+again. Keep the retention longer than any outage a site may need to recover from.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 
+from bridge import install
 from bridge.config import Config
+from bridge.errors import ConfigError, one_line
 
 log = logging.getLogger(__name__)
 
+MIN_DAYS = 1
+_DAYS = re.compile(r"^\s*(\d+)\s*d?\s*$", re.ASCII | re.IGNORECASE)
 
-def cleanup(config: Config, dialect: Any, older_than_days: int | None = None) -> int:
-    """Delete what is older than the retention; returns the number of rows deleted."""
-    days = older_than_days if older_than_days is not None else config.retention_days
-    deleted = 0
+
+def parse_days(text: str) -> int:
+    """`90` or `90d` -> 90. ConfigError saying what is allowed otherwise."""
+    match = _DAYS.match(text)
+    if match is None:
+        raise ConfigError(
+            f"{text!r} is not a number of days: write a whole number of days, "
+            f"{MIN_DAYS} or more, as 90 or 90d"
+        )
+    return check_days(int(match.group(1)))
+
+
+def check_days(days: int) -> int:
+    if days < MIN_DAYS:
+        raise ConfigError(
+            f"{days} days is too short: the minimum is {MIN_DAYS} day. Cleanup deletes the "
+            "inbox entries that make a redelivered event a no-op and the tombstones that "
+            "keep a late, older change from bringing a deleted row back; events still "
+            "queued or waiting in a cut-off site's outbox would be applied again. Keep it "
+            "longer than any outage a site may need to recover from (default 90)"
+        )
+    return days
+
+
+def cleanup(
+    config: Config, dialect: Any, older_than_days: int | None = None, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete what is older than the retention, in one transaction; with `dry_run`, only
+    count it. Returns the rows per kind (archive entries, inbox entries, tombstones)."""
+    days = check_days(older_than_days if older_than_days is not None else config.retention_days)
+    counts: dict[str, int] = {}
     conn = dialect.connect(config.database_url)
     try:
+        install.require_initialised(dialect, conn, config.site)
         with conn.transaction(), conn.cursor() as cur:
-            for stmt in dialect.statements("cleanup"):
+            for stmt in dialect.statements("cleanup", dry_run=dry_run):
                 cur.execute(stmt, {"days": days})
-                deleted += max(cur.rowcount, 0)
+                for what, rows in cur.fetchall():
+                    counts[what] = int(rows)
     finally:
         conn.close()
-    log.info("site=%s cleanup: %d row(s) older than %d days deleted", config.site, deleted, days)
-    return deleted
+    log.info(
+        "site=%s cleanup%s: older than %d days: %s",
+        config.site,
+        " (dry run, nothing deleted)" if dry_run else "",
+        days,
+        ", ".join(f"{n} {what}" for what, n in counts.items()),
+    )
+    return counts
 
 
 def schedule(config: Config, dialect: Any, stop: threading.Event) -> None:
@@ -33,4 +80,4 @@ def schedule(config: Config, dialect: Any, stop: threading.Event) -> None:
         try:
             cleanup(config, dialect)
         except Exception as exc:  # noqa: BLE001 - keep the schedule alive, say why it failed
-            log.warning("site=%s scheduled cleanup failed: %s", config.site, exc)
+            log.warning("site=%s scheduled cleanup failed: %s", config.site, one_line(exc))

@@ -13,21 +13,38 @@ import click
 from bridge import __version__, install, topology
 from bridge import config as config_mod
 from bridge.broker import Endpoints, redact
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, ConfigError, DatabaseError, one_line
 
 pass_config = click.make_pass_decorator(dict, ensure=True)
 
 
-def _load(ctx: click.Context) -> config_mod.Config:
-    cfg: config_mod.Config = config_mod.load(ctx.obj.get("config_path"))
+def _load(ctx: click.Context, require_tables: bool = True) -> config_mod.Config:
+    """The configuration; `require_tables=False` for commands that do not sync (they name
+    their tables with --table, or need none), so they work before 'tables' is written."""
+    cfg: config_mod.Config = config_mod.load(
+        ctx.obj.get("config_path"), require_tables=require_tables
+    )
     return cfg
+
+
+def _table_names(cfg: config_mod.Config, tables: tuple[str, ...]) -> list[str]:
+    names = list(tables) or [t.name for t in cfg.tables]
+    if not names:
+        raise ConfigError(
+            "no table given: name one with --table (repeatable), or list the synced tables "
+            "in 'tables'"
+        )
+    return names
 
 
 def _run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except BridgeError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        # a database error quotes psycopg, whose messages span lines; other messages may
+        # end with an example on purpose (a missing configuration key)
+        text = one_line(exc) if isinstance(exc, DatabaseError) else str(exc)
+        raise click.ClickException(f"{type(exc).__name__}: {text}") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,6 +74,7 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
       bridge topology apply                declare exchanges and queues (once, as admin)
       bridge run                           publish local changes, apply remote ones
       bridge verify                        compare the synced tables of all sites
+      bridge uninit --remove-triggers      remove bridge from the database again
     """
     logging.basicConfig(
         level=log_level.upper(),
@@ -84,7 +102,8 @@ def _tables_option(f: Callable[..., Any]) -> Callable[..., Any]:
         "-t",
         "tables",
         multiple=True,
-        help="Business table (repeatable). Default: every table in 'tables'.",
+        help="Business table (repeatable), as in 'tables': table or schema.table. "
+        "Default: every table in 'tables'.",
     )(f)
 
 
@@ -106,7 +125,7 @@ def init(ctx: click.Context, print_sql: bool) -> None:
     """Create bridge's tables (bridge_outbox, bridge_inbox, ...) in the site database."""
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             n = install.init(dialect, conn, cfg.site, sink, execute=not print_sql)
@@ -124,11 +143,12 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
     """Create the capture triggers of business tables, all in one transaction.
 
     Re-running is safe: triggers are replaced with ones generated for the current columns.
+    --table works before the table is in 'tables'; `bridge run` syncs only the tables there.
     """
 
     def go() -> None:
-        cfg = _load(ctx)
-        names = list(tables) or [t.name for t in cfg.tables]
+        cfg = _load(ctx, require_tables=False)
+        names = _table_names(cfg, tables)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             infos = install.install_triggers(dialect, conn, names, sink, not print_sql)
@@ -137,6 +157,16 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
                 click.echo(
                     f"site {cfg.site}: capturing {info.table.name} "
                     f"({len(info.columns)} columns, key {[c.name for c in info.pk]})",
+                    err=True,
+                )
+        for name in names if not print_sql else ():
+            if cfg.table(name) is None:
+                click.echo(
+                    f"site {cfg.site}: {name} is not in 'tables': its changes are captured "
+                    "and published, but a site applies changes only to the tables in its "
+                    "'tables' (it dead-letters the others). Add it at every site, e.g. in "
+                    f'bridge.toml: [tables] {name} = "lww" (or BRIDGE_TABLES), then restart '
+                    "bridge run.",
                     err=True,
                 )
 
@@ -151,13 +181,73 @@ def uninstall_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: b
     """Remove the capture triggers of business tables (the outbox keeps what it holds)."""
 
     def go() -> None:
-        cfg = _load(ctx)
-        names = list(tables) or [t.name for t in cfg.tables]
+        cfg = _load(ctx, require_tables=False)
+        names = _table_names(cfg, tables)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
             install.uninstall_triggers(dialect, conn, names, sink, not print_sql)
         if not print_sql:
             click.echo(f"site {cfg.site}: capture removed from {', '.join(names)}", err=True)
+
+    _run(go)
+
+
+@main.command()
+@_sql_option
+@click.option(
+    "--remove-triggers",
+    is_flag=True,
+    help="Also remove the capture triggers still installed on business tables, in the "
+    "same transaction. Without it, uninit refuses while any are installed.",
+)
+@click.option(
+    "--discard-unpublished",
+    is_flag=True,
+    help="Remove bridge even though bridge_outbox holds changes not yet published: the "
+    "other sites never get them. Without it, uninit refuses then.",
+)
+@click.pass_context
+def uninit(
+    ctx: click.Context, print_sql: bool, remove_triggers: bool, discard_unpublished: bool
+) -> None:
+    """Remove bridge's tables (bridge_outbox, bridge_inbox, ...) and capture functions from
+    the site database, in one transaction: the inverse of init. Business tables and their
+    rows stay. Refuses while capture triggers are installed, changes are unpublished or
+    `bridge run` is running, saying what to do."""
+    from bridge import uninit as uninit_mod
+
+    def go() -> None:
+        cfg = _load(ctx, require_tables=False)
+        dialect, conn, sink = _sink(cfg, print_sql)
+        with conn:
+            report = uninit_mod.uninit(
+                dialect,
+                conn,
+                cfg.site,
+                sink,
+                execute=not print_sql,
+                remove_triggers=remove_triggers,
+                discard_unpublished=discard_unpublished,
+            )
+        would = "would be " if print_sql else ""
+        if report.unpublished_discarded:
+            click.echo(
+                f"warning: site {cfg.site}: {report.unpublished_discarded} unpublished "
+                f"change(s) {would}discarded: the other sites never get them",
+                err=True,
+            )
+        if report.triggers_removed:
+            click.echo(
+                f"site {cfg.site}: capture {would}removed from "
+                f"{', '.join(report.triggers_removed)}",
+                err=True,
+            )
+        if not print_sql:
+            click.echo(
+                f"site {cfg.site}: bridge removed from the database ({report.statements} "
+                "statements); `bridge init` installs it again",
+                err=True,
+            )
 
     _run(go)
 
@@ -179,7 +269,7 @@ def topology_apply(ctx: click.Context, amqp_url: str | None) -> None:
     dead-letter queues. Idempotent."""
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         urls = [u for u in (amqp_url or cfg.amqp_url).split(",") if u.strip()]
         endpoints = Endpoints(urls, cfg.heartbeat)
         conn = endpoints.blocking()
@@ -215,9 +305,10 @@ def status(ctx: click.Context) -> None:
     from bridge.dialects import for_url
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
+            install.require_initialised(dialect, conn, cfg.site)
             cur = conn.execute(dialect.render("status"))
             row = cur.fetchone()
             assert cur.description is not None
@@ -277,27 +368,33 @@ def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
     "--older-than",
     default=None,
     metavar="DAYS",
-    help="Retention, e.g. 90d or 90 (default: retention_days, 90).",
+    help="Retention in whole days, 1 or more, as 90 or 90d (default: retention_days, 90).",
 )
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.pass_context
-def cleanup(ctx: click.Context, older_than: str | None) -> None:
-    """Purge archive, inbox and tombstones older than the retention (also scheduled
-    inside `bridge run`)."""
+def cleanup(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
+    """Purge archive entries, inbox entries and tombstones older than the retention, in one
+    transaction (also scheduled inside `bridge run`)."""
     from bridge import cleanup as cleanup_mod
     from bridge.dialects import for_url
 
     def go() -> None:
-        cfg = _load(ctx)
-        days = None
-        if older_than is not None:
-            text = older_than.strip().lower().removesuffix("d")
-            if not text.isdigit() or int(text) < 1:
-                raise click.BadParameter(
-                    "write a number of days, e.g. 90d", param_hint="--older-than"
-                )
-            days = int(text)
-        n = cleanup_mod.cleanup(cfg, for_url(cfg.database_url), days)
-        click.echo(f"site {cfg.site}: {n} row(s) deleted")
+        try:
+            days = None if older_than is None else cleanup_mod.parse_days(older_than)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+        cfg = _load(ctx, require_tables=False)
+        counts = cleanup_mod.cleanup(cfg, for_url(cfg.database_url), days, dry_run)
+        verb = "would be deleted" if dry_run else "deleted"
+        for what, n in counts.items():
+            click.echo(f"{what:16} {n:>10} {verb}")
+        total = sum(counts.values())
+        retention = days if days is not None else cfg.retention_days
+        click.echo(
+            f"site {cfg.site}: {total} row(s) older than {retention} days {verb}"
+            + (" (dry run: nothing was deleted)" if dry_run else ""),
+            err=True,
+        )
 
     _run(go)
 
@@ -341,7 +438,7 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
     from bridge import dlq
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         letters = dlq.list_dead_letters(cfg)
         if as_json:
             click.echo(json.dumps([d.to_dict() for d in letters], indent=2))
@@ -394,7 +491,7 @@ def dlq_drop(ctx: click.Context, ids: tuple[str, ...], all_: bool, yes: bool) ->
     from bridge import dlq
 
     def go() -> None:
-        cfg = _load(ctx)
+        cfg = _load(ctx, require_tables=False)
         chosen = _selection(ids, all_)
         queue = dlq.dead_letter_queue(cfg)
         if not yes:

@@ -114,9 +114,12 @@ def load(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     dotenv: str | os.PathLike[str] | None = ".env",
+    require_tables: bool = True,
 ) -> Config:
     """Load the configuration of this site. `path` falls back to `BRIDGE_CONFIG`, then
-    `bridge.toml` in the working directory if it exists."""
+    `bridge.toml` in the working directory if it exists. `require_tables=False` for the
+    commands that name their tables themselves (`install-triggers --table`) or need none
+    (`init`): 'tables' may then be missing, and is empty."""
     environ: dict[str, str] = {}
     if dotenv is not None:
         environ.update(read_dotenv(Path(dotenv)))
@@ -140,11 +143,12 @@ def load(
         # other BRIDGE_* variables belong to the project's scripts (BRIDGE_CLUSTER_DIR, ...)
         if key.startswith("BRIDGE_") and name in known:
             raw[name] = value
-    return from_mapping(raw)
+    return from_mapping(raw, require_tables)
 
 
-def from_mapping(raw: Mapping[str, Any]) -> Config:
-    """Validate raw values (from TOML or the environment) into a Config."""
+def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
+    """Validate raw values (from TOML or the environment) into a Config. 'tables' is
+    required unless `require_tables` is False (then it may be missing, and is empty)."""
     known = set(Config.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -152,7 +156,8 @@ def from_mapping(raw: Mapping[str, Any]) -> Config:
             f"unknown configuration key(s) {', '.join(unknown)}; known keys are "
             f"{', '.join(sorted(known))}"
         )
-    for key in ("site", "database_url", "amqp_url", "sites", "tables"):
+    required = ("site", "database_url", "amqp_url", "sites") + ("tables",) * require_tables
+    for key in required:
         if key not in raw or raw[key] in ("", [], {}, None):
             raise ConfigError(
                 f"missing configuration key '{key}': set it in bridge.toml or as "
@@ -174,7 +179,7 @@ def from_mapping(raw: Mapping[str, Any]) -> Config:
         "archive_site": archive,
         "database_url": _string("database_url", raw["database_url"]),
         "amqp_url": _string("amqp_url", raw["amqp_url"]),
-        "tables": _tables(raw["tables"]),
+        "tables": _tables(raw["tables"]) if raw.get("tables") not in ("", [], {}, None) else (),
         "peers": _peers(raw.get("peers", {})),
     }
     for key, kind, minimum in (
@@ -242,6 +247,14 @@ def _tables(value: Any) -> tuple[TableConfig, ...]:
     items: list[tuple[str, str]] = []
     if isinstance(value, Mapping):
         for name, spec in value.items():
+            extra = sorted(set(spec) - {"policy"}) if isinstance(spec, Mapping) else []
+            if extra:
+                # `sales.orders = "lww"` in TOML is a table `sales` holding a key `orders`
+                raise ConfigError(
+                    f"'tables': {name!r} has unknown key(s) {extra}; a schema-qualified "
+                    f'name must be quoted in TOML: "{name}.{extra[0]}" = "lww" (see "Table '
+                    'names" in docs/configuration.md)'
+                )
             policy = spec.get("policy", "lww") if isinstance(spec, Mapping) else str(spec)
             items.append((str(name), policy))
     else:

@@ -30,7 +30,7 @@ from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
 from bridge.config import Config
-from bridge.errors import BridgeError, DatabaseError, EventError
+from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
 from bridge.event import Event
 from bridge.stats import Stats
 
@@ -89,16 +89,22 @@ class Consumer:
 
     def run(self) -> None:
         def on_error(exc: BaseException) -> None:
-            reason = describe(exc) if isinstance(exc, pika.exceptions.AMQPError) else exc
+            reason = describe(exc) if isinstance(exc, pika.exceptions.AMQPError) else one_line(exc)
             log.warning(
                 "site=%s queue=%s consumer: %s; retrying", self.config.site, self.queue, reason
             )
             self.stats.add("consumer_reconnects")
 
-        run_sessions(
-            self._session, self.stop, (BridgeError, pika.exceptions.AMQPError, OSError), on_error
-        )
-        self.handler.close()
+        try:
+            run_sessions(
+                self._session,
+                self.stop,
+                (BridgeError, pika.exceptions.AMQPError, OSError),
+                on_error,
+                fatal=(BrokerLoginError,),
+            )
+        finally:
+            self.handler.close()
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()
@@ -220,7 +226,7 @@ class Consumer:
                     "site=%s queue=%s database unavailable (%s); batch of %d kept, retrying",
                     self.config.site,
                     self.queue,
-                    exc,
+                    one_line(exc),
                     len(batch),
                 )
                 self.stats.add("database_retries")
@@ -230,4 +236,9 @@ class Consumer:
             try:
                 self.handler.reconnect()
             except (BridgeError, psycopg.Error) as exc:
-                log.warning("site=%s reconnect to database failed: %s", self.config.site, exc)
+                log.warning(
+                    "site=%s queue=%s reconnect to database failed: %s",
+                    self.config.site,
+                    self.queue,
+                    one_line(exc),
+                )

@@ -31,9 +31,10 @@ from bridge.broker import (
     parameters,
     properties,
     redact,
+    refusal,
 )
 from bridge.config import Config
-from bridge.errors import BridgeError, BrokerError, DatabaseError
+from bridge.errors import BridgeError, BrokerError, BrokerLoginError, DatabaseError, one_line
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Dispatcher:
         """Publish until stop is set, reconnecting to the database and broker as needed."""
 
         def on_error(exc: BaseException) -> None:
-            log.warning("site=%s dispatcher: %s; retrying", self.config.site, exc)
+            log.warning("site=%s dispatcher: %s; retrying", self.config.site, one_line(exc))
             self.stats.add("dispatcher_reconnects")
 
         run_sessions(
@@ -76,6 +77,7 @@ class Dispatcher:
             self.stop,
             (BridgeError, pika.exceptions.AMQPError, psycopg.Error, OSError),
             on_error,
+            fatal=(BrokerLoginError,),
         )
 
 
@@ -157,10 +159,13 @@ class _Session:
             raise self.error
 
     def _on_open(self, conn: pika.SelectConnection) -> None:
+        self.o.endpoints.connected()
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, conn: pika.SelectConnection, exc: BaseException) -> None:
-        self.error = BrokerError(f"cannot connect to {redact(self.url)}: {describe(exc)}")
+        self.error = self.o.endpoints.failure(
+            [f"{redact(self.url)}: {describe(exc)}"], refusal(exc) is not None
+        )
         conn.ioloop.stop()
 
     def _on_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
@@ -216,7 +221,7 @@ class _Session:
         try:
             step()
         except (psycopg.Error, BridgeError) as exc:
-            self.error = exc if isinstance(exc, BridgeError) else DatabaseError(str(exc))
+            self.error = exc if isinstance(exc, BridgeError) else DatabaseError(one_line(exc))
             self._close()
 
     def _pump(self) -> None:

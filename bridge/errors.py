@@ -25,9 +25,31 @@ class BrokerError(BridgeError):
     """RabbitMQ cannot be reached or refused an operation."""
 
 
+class BrokerLoginError(BrokerError):
+    """RabbitMQ refused the login (user, password, or access to the vhost) before any
+    connection of this process had worked: a configuration error. `bridge run` stops on it
+    instead of retrying; a refusal after the link once worked is retried (a restarting
+    broker may refuse logins for a moment)."""
+
+
+class RefusedError(BridgeError):
+    """bridge refuses an operation that would lose data or break the application; the
+    message says why, and the command or flag that makes it safe or explicit."""
+
+
 class EventError(BridgeError):
     """A message is not a valid bridge event. Such messages are dead-lettered, never applied."""
 
 
 class VerifyError(BridgeError):
     """Sites hold different rows for a synced table."""
+
+
+def one_line(message: object, secret: str | None = None) -> str:
+    """`message` (an exception or a text) on one line, with `secret` (a password) masked.
+
+    libpq's errors, as psycopg shows them, span several lines ("... failed: Connection
+    refused" then "\\tIs the server running on that host ...?"): printed as they are, the
+    second line loses its context in a log or after "Error:"."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return text.replace(secret, "***") if secret else text

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TextIO
 
 from bridge import __version__
 from bridge.dialects.base import Dialect, TableInfo, literal
-from bridge.errors import DatabaseError, SchemaError
+from bridge.errors import DatabaseError, SchemaError, one_line
 
 
 class Sink(Protocol):
@@ -63,11 +63,14 @@ def trigger_statements(dialect: Dialect, info: TableInfo) -> list[str]:
     )
 
 
-def uninstall_statements(dialect: Dialect, table: str) -> list[str]:
+def uninstall_statements(dialect: Dialect, table: str, forget: bool = True) -> list[str]:
+    """Remove a table's capture; `forget` also removes its entry in bridge_meta (not needed
+    when bridge_meta is dropped next, by uninit)."""
     return dialect.statements(
         "capture_uninstall",
         table=dialect.table_ref(table),
         function=dialect.capture_function(table),
+        forget=forget,
     )
 
 
@@ -87,7 +90,9 @@ def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
     except Exception as exc:  # the database refused: nothing of it stays
         if isinstance(exc, SchemaError | DatabaseError):
             raise
-        raise DatabaseError(f"statement {count + 1} failed, nothing was installed: {exc}") from exc
+        raise DatabaseError(
+            f"statement {count + 1} failed, nothing was changed: {one_line(exc)}"
+        ) from exc
     return count
 
 
@@ -101,6 +106,17 @@ def installed_site(dialect: Dialect, conn: Any) -> str | None:
         cur.execute(dialect.render("meta_get"), {"key": "site"})
         value = cur.fetchone()
     return str(value[0]) if value else None
+
+
+def require_initialised(dialect: Dialect, conn: Any, site: str) -> None:
+    """SchemaError unless `bridge init` ran in this database for `site`."""
+    owner = installed_site(dialect, conn)
+    if owner is None:
+        raise SchemaError("bridge is not initialised in this database: run `bridge init`")
+    if owner != site:
+        raise SchemaError(
+            f"this database belongs to site {owner}, not {site}: check 'site' and 'database_url'"
+        )
 
 
 def init(dialect: Dialect, conn: Any, site: str, sink: Sink, execute: bool) -> int:

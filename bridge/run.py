@@ -4,6 +4,11 @@ in its own thread with its own connections, until SIGTERM or SIGINT.
 On a signal each part finishes the batch in hand (the dispatcher waits for the confirms of
 what it published, the consumers commit and acknowledge what they hold) and the process
 exits 0. Anything that is not finished is redone after a restart: nothing is lost.
+
+Lost connections are retried for ever, with backoff. One thing is not: RabbitMQ refusing
+the login (user, password, vhost) before any connection of the process worked. That is a
+configuration error: the process stops and exits 1 with that one reason. A refusal after
+the link once worked is retried (a broker node restarting may refuse logins for a moment).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from bridge.config import Config
 from bridge.consumer import Consumer
 from bridge.dialects import for_url
 from bridge.dispatcher import Dispatcher
-from bridge.errors import SchemaError
+from bridge.errors import BridgeError
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -41,19 +46,15 @@ class Bridge:
         self.stats = stats or Stats()
         self.threads: list[threading.Thread] = []
         self.failed = False
+        # the error a part stopped on that retrying cannot fix (a refused broker login
+        # before any connection worked): run_forever raises it once everything stopped
+        self.fatal: BridgeError | None = None
 
     def check(self) -> None:
         """Refuse to start on a database that is not ready; warn about column drift."""
         conn = self.dialect.connect(self.config.database_url)
         try:
-            site = install.installed_site(self.dialect, conn)
-            if site is None:
-                raise SchemaError("bridge is not initialised in this database: run bridge init")
-            if site != self.config.site:
-                raise SchemaError(
-                    f"this database belongs to site {site}, not {self.config.site}: check "
-                    "'site' and 'database_url'"
-                )
+            install.require_initialised(self.dialect, conn, self.config.site)
             for table, problem in install.drift(
                 self.dialect, conn, [t.name for t in self.config.tables]
             ).items():
@@ -111,6 +112,12 @@ class Bridge:
         def run() -> None:
             try:
                 target()
+            except BridgeError as exc:  # a clear reason: said once, by run_forever
+                log.debug("site=%s %s stopped: %s", self.config.site, name, exc)
+                if self.fatal is None:
+                    self.fatal = exc
+                self.failed = True
+                self.stop_event.set()
             except Exception:
                 log.exception("site=%s %s crashed; stopping the bridge", self.config.site, name)
                 self.failed = True
@@ -140,3 +147,5 @@ class Bridge:
             log.info("site=%s %s", self.config.site, self.stats)
         self.stop()
         log.info("site=%s stopped: %s", self.config.site, self.stats)
+        if self.fatal is not None:
+            raise self.fatal

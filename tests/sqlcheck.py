@@ -162,6 +162,15 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                 )
                 for i in infos
             ]
+        elif name == "cleanup":
+            for dry_run in (False, True):
+                out.append(Rendered(name, None, tuple(dialect.statements(name, dry_run=dry_run))))
+        elif name == "uninit":
+            functions = [dialect.capture_function(i.table.name) for i in infos]
+            out.append(Rendered(name, None, tuple(dialect.statements(name, functions=functions))))
+        elif name == "uninit_guard":
+            for outbox in (False, True):
+                out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))
         elif name in {template for template, _ in apply.TEMPLATES.values()}:
             out += [
                 Rendered(

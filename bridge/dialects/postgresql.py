@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import identifiers
 from bridge.dialects.base import Column, Dialect, TableInfo
-from bridge.errors import DatabaseError, SchemaError
+from bridge.errors import DatabaseError, SchemaError, one_line
 
 KINDS = {
     "int2": "int",
@@ -41,15 +41,17 @@ class PostgresDialect(Dialect):
     wakes_on_notify = True
 
     def connect(self, url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        parsed = make_url(url)
+        conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             return psycopg.connect(
                 conninfo, autocommit=autocommit, connect_timeout=10, application_name="bridge"
             )
         except psycopg.OperationalError as exc:
+            password = str(parsed.password) if parsed.password else None
             raise DatabaseError(
-                f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: "
-                f"{str(exc).strip()}; check database_url and that the server is running"
+                f"cannot connect to PostgreSQL at {parsed.render_as_string()}: "
+                f"{one_line(exc, password)}; check database_url and that the server is running"
             ) from None
 
     def kind_of(self, base_type: str) -> str:
@@ -74,8 +76,9 @@ class PostgresDialect(Dialect):
             rows = cur.fetchall()
         if not rows:
             raise SchemaError(
-                f"table {table!r} does not exist in this database (looked up as {ref.ref}); "
-                "create it first or fix the name in 'tables'"
+                f"table {table!r} does not exist in this database (looked up as {ref.ref}, "
+                "case-sensitive, through the search_path unless schema-qualified); create it "
+                f"first or fix the name in 'tables': {identifiers.SEE}"
             )
         columns = tuple(
             self.column(i, r["name"], r["sql_type"], r["base_type"]) for i, r in enumerate(rows)

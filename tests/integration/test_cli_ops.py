@@ -84,3 +84,15 @@ def test_broker_errors_say_what_to_check_without_the_password(sites, url, messag
     assert out.exit_code == 1
     assert message in out.output
     assert "wrong-password" not in out.output
+
+
+def test_a_database_error_is_one_line_without_the_password(sites):
+    env = {**env_of(sites["PARIS"]), "BRIDGE_DATABASE_URL": "postgresql://u:db-pw-x7@127.0.0.1:9/x"}
+    out = CliRunner().invoke(main, ["status"], env=env, catch_exceptions=False)
+    assert out.exit_code == 1
+    lines = out.output.splitlines()
+    assert len(lines) == 1, out.output
+    # libpq's second line ("Is the server running ...") stays on the error's line
+    assert lines[0].startswith("Error: DatabaseError: cannot connect to PostgreSQL at ")
+    assert "Connection refused Is the server running on that host" in lines[0]
+    assert "db-pw-x7" not in out.output

@@ -112,6 +112,24 @@ def test_quoted_mixed_case_table(env):
     out = bridge(env, "install-triggers", "-t", "Mixed Case")
     assert out.exit_code == 1
     assert "not a valid identifier" in out.output
+    assert 'see "Table names" in docs/configuration.md' in out.output
+
+
+def test_table_names_are_case_sensitive_and_may_name_a_schema(env):
+    assert bridge(env, "init").exit_code == 0
+    sql(DB, "CREATE TABLE Items (id int PRIMARY KEY)")  # unquoted: stored as items
+    sql(DB, 'CREATE TABLE "Lines" (id int PRIMARY KEY)')
+    sql(DB, "CREATE SCHEMA sales")
+    sql(DB, "CREATE TABLE sales.orders (id int PRIMARY KEY)")
+    out = bridge(env, "install-triggers", "-t", "Items")
+    assert out.exit_code == 1
+    assert "table 'Items' does not exist" in out.output and "case-sensitive" in out.output
+    assert 'see "Table names" in docs/configuration.md' in out.output
+    out = bridge(env, "install-triggers", "-t", "items", "-t", "Lines", "-t", "sales.orders")
+    assert out.exit_code == 0, out.output
+    assert len(triggers("items")) == len(triggers('"Lines"')) == len(triggers("sales.orders")) == 3
+    sql(DB, "INSERT INTO sales.orders VALUES (1)")
+    assert sql(DB, "SELECT type FROM bridge_outbox") == [("sales.orders.insert",)]
 
 
 @pytest.mark.parametrize(
@@ -167,3 +185,39 @@ def test_python_dash_m_bridge_help():
     )
     assert "install-triggers" in out.stdout
     assert "Typical setup of one site" in out.stdout
+
+
+def test_table_option_is_enough_before_tables_is_configured(env):
+    no_tables = {k: v for k, v in env.items() if k != "BRIDGE_TABLES"}
+    assert bridge(no_tables, "init").exit_code == 0
+    out = bridge(no_tables, "install-triggers", "--table", "orders")
+    assert out.exit_code == 0, out.output
+    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert", "bridge_capture_update"]
+    assert "capturing orders" in out.output
+    # how to have it synced: bridge run applies other sites' changes only to 'tables'
+    assert "orders is not in 'tables'" in out.output
+    assert '[tables] orders = "lww"' in out.output
+    out = bridge(no_tables, "install-triggers", "--table", "orders", "--sql")
+    assert out.exit_code == 0 and "CREATE TRIGGER bridge_capture_insert" in out.output
+    assert "not in 'tables'" not in out.output  # nothing captured by printing
+    out = bridge(no_tables, "status")
+    assert out.exit_code == 0, out.output
+    # already in 'tables': no such note
+    out = bridge(env, "install-triggers", "--table", "orders")
+    assert out.exit_code == 0 and "not in 'tables'" not in out.output
+    out = bridge(no_tables, "uninstall-triggers", "--table", "orders")
+    assert out.exit_code == 0, out.output
+    assert triggers() == []
+
+
+def test_without_table_option_or_tables_the_commands_say_what_to_give(env):
+    no_tables = {k: v for k, v in env.items() if k != "BRIDGE_TABLES"}
+    assert bridge(no_tables, "init").exit_code == 0
+    out = bridge(no_tables, "install-triggers")
+    assert out.exit_code == 1
+    assert "no table given: name one with --table" in out.output
+    # bridge run syncs 'tables': it still requires it, with the key named
+    out = bridge(no_tables, "run")
+    assert out.exit_code == 1
+    assert "missing configuration key 'tables'" in out.output
+    assert triggers() == []

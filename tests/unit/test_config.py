@@ -85,3 +85,26 @@ def test_environment_only(tmp_path):
     assert cfg.amqp_urls == ["amqp://a@h1/", "amqp://a@h2/"]
     assert not cfg.is_archive
     assert cfg.peers == {"PARIS": "postgresql://127.0.0.1/paris"}
+
+
+def test_tables_may_be_missing_for_commands_that_name_their_own():
+    raw = {k: v for k, v in BASE.items() if k != "tables"}
+    assert config.from_mapping(raw, require_tables=False).tables == ()
+    assert config.from_mapping({**raw, "tables": ""}, require_tables=False).tables == ()
+    listed = config.from_mapping(BASE, require_tables=False)
+    assert [t.name for t in listed.tables] == ["orders", "customers"]
+    with pytest.raises(ConfigError, match="missing configuration key 'tables'"):
+        config.from_mapping(raw)
+
+
+def test_an_unquoted_schema_qualified_table_in_toml_is_refused_with_the_fix(tmp_path):
+    toml = tmp_path / "bridge.toml"
+    toml.write_text(
+        'site = "PARIS"\ndatabase_url = "postgresql://127.0.0.1/paris"\n'
+        'amqp_url = "amqp://a@h/"\nsites = ["PARIS"]\n[tables]\nsales.orders = "lww"\n'
+    )
+    with pytest.raises(ConfigError, match='must be quoted in TOML: "sales.orders" = "lww"'):
+        config.load(toml, env={}, dotenv=None)
+    toml.write_text(toml.read_text().replace("sales.orders", '"sales.orders"'))
+    cfg = config.load(toml, env={}, dotenv=None)
+    assert [t.name for t in cfg.tables] == ["sales.orders"]

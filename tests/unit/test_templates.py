@@ -137,6 +137,10 @@ def parse(statement: str) -> exp.Expr:
     return sqlglot.parse_one(text, read="postgres")
 
 
+# sqlglot cannot read these; tests/integration/test_sql_on_server.py runs them on the server
+SERVER_ONLY = re.compile(r"^\s*LOCK TABLE\b", re.IGNORECASE)
+
+
 def test_every_statement_parses() -> None:
     """Every statement of every template, DROPs included, is understood by sqlglot, not
     passed through as an opaque command; the one kind it cannot read, a PL/pgSQL
@@ -148,7 +152,7 @@ def test_every_statement_parses() -> None:
             if sqlcheck.is_plpgsql_function(stmt):
                 functions += 1
                 continue
-            if isinstance(parse(stmt), exp.Command):
+            if isinstance(parse(stmt), exp.Command) and not SERVER_ONLY.match(stmt):
                 opaque.append(f"{r.label}: {stmt[:80]}")
     assert opaque == []
     assert functions == len(SHAPES)  # one capture function per table, nothing else skipped
@@ -271,3 +275,33 @@ def test_wide_tables_are_built_in_chunks() -> None:
     # jsonb_build_object accepts at most 100 arguments: the row is built in several calls
     assert text.count(") || jsonb_build_object(") >= 2
     assert sqlcheck.too_many_arguments(text) == []
+
+
+def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete():
+    def wheres(dry_run: bool) -> list[str]:
+        found = []
+        for stmt in PG.statements("cleanup", dry_run=dry_run):
+            assert ("DELETE" in stmt) is not dry_run
+            parsed = sqlglot.parse_one(re.sub(r"%\((\w+)\)s", "1", stmt), read="postgres")
+            found.append(parsed.find(sqlglot.exp.Where).sql(dialect="postgres"))
+        return found
+
+    deleting = wheres(dry_run=False)
+    assert len(deleting) == 3 and all("CLOCK_TIMESTAMP()" in w for w in deleting)
+    assert wheres(dry_run=True) == deleting
+
+
+def test_uninit_statements_parse():
+    functions = ['"public"."bridge_capture_gone"']
+    statements = PG.statements("uninit", functions=functions)
+    assert statements[0] == 'DROP FUNCTION IF EXISTS "public"."bridge_capture_gone"();'
+    assert statements[-1].startswith("DROP TABLE IF EXISTS bridge_outbox")
+    for name in ("capture_installed", "capture_functions", "outbox_unpublished"):
+        statements.append(PG.render(name))
+    statements += PG.statements("uninit_guard", outbox=True)
+    for stmt in statements:
+        sqlglot.parse_one(stmt, read="postgres")
+    # uninit drops bridge_meta right after: no entry to forget
+    forgetting = install.uninstall_statements(PG, "orders")
+    assert forgetting[-1].startswith("DELETE FROM bridge_meta")
+    assert install.uninstall_statements(PG, "orders", forget=False) == forgetting[:-1]
