@@ -35,6 +35,7 @@ APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED = (
     "rejected",
 )
 Version = tuple[dt.datetime, str]
+LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
 REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
 CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
 
@@ -131,13 +132,27 @@ class Applier:
         event alone is logged as a conflict."""
         if self.conn is None or self.conn.closed:
             self.reconnect()
-        try:
+        for attempt in range(1, LOCK_RETRIES + 1):
             try:
-                return self._run(events, savepoints=False)
-            except _Retry:
-                return self._run(events, savepoints=True)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DatabaseError(f"database connection lost while applying: {exc}") from exc
+                try:
+                    return self._run(events, savepoints=False)
+                except _Retry:
+                    return self._run(events, savepoints=True)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                # an application's transaction locked rows of this batch in the opposite
+                # order: PostgreSQL rolled one of the two back, here this batch; run it again
+                log.info(
+                    "site=%s batch of %d rolled back by the database (%s), attempt %d of %d",
+                    self.config.site,
+                    len(events),
+                    type(exc).__name__,
+                    attempt,
+                    LOCK_RETRIES,
+                )
+                last: Exception = exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise DatabaseError(f"database connection lost while applying: {exc}") from exc
+        raise DatabaseError(f"batch rolled back {LOCK_RETRIES} times in a row: {last}")
 
     def _run(self, events: Sequence[Event], savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
