@@ -21,16 +21,44 @@ PG = PostgresDialect()
 
 
 def orders_info(table: str = "orders") -> TableInfo:
+    """A table with a column of each way a value is captured: to_jsonb as is (id, Customer),
+    overridden (Amount, updated_at, blob, doc, tags), a json column set aside before
+    to_jsonb (legacy), an identity column written only on insert (seq)."""
     cols = [
-        PG.column(0, "id", "bigint", "int8"),
-        PG.column(1, "Customer", "text", "text"),
-        PG.column(2, "amount", "numeric(12,2)", "numeric"),
-        PG.column(3, "updated_at", "timestamp with time zone", "timestamptz"),
-        PG.column(4, "blob", "bytea", "bytea"),
+        PG.column(1, "id", "bigint", "int8", "N"),
+        PG.column(2, "Customer", "text", "text", "S"),
+        PG.column(3, "Amount", "numeric(12,2)", "numeric", "N"),
+        PG.column(4, "updated_at", "timestamp with time zone", "timestamptz", "D"),
+        PG.column(5, "blob", "bytea", "bytea", "U"),
+        PG.column(7, "doc", "jsonb", "jsonb", "U"),
+        PG.column(8, "legacy", "json", "json", "U"),
+        PG.column(9, "tags", "text[]", "_text", "A"),
+        PG.column(10, "seq", "bigint", "int8", "N", identity_always=True),
     ]
     return TableInfo(
-        table=PG.table_ref(table), columns=tuple(cols), pk=(cols[0],), non_pk=tuple(cols[1:])
+        table=PG.table_ref(table),
+        columns=tuple(cols),
+        pk=(cols[0],),
+        non_pk=tuple(cols[1:]),
+        identity_always=True,
+        generated=("total",),
     )
+
+
+def apply_statements(info: TableInfo) -> list[str]:
+    """The apply statements of a table, with the upsert of every column as text and of an
+    event that lacks `doc` and carries `tags` in its JSON form."""
+    ctx = {"table": info.table, "info": info}
+    every = [(c, "text") for c in info.columns]
+    some = [(c, "json" if c.name == "tags" else "text") for c in info.columns if c.name != "doc"]
+    return [
+        PG.render("apply_read", **ctx),
+        PG.render("apply_upsert", present=every, **ctx),
+        PG.render("apply_upsert", present=some, **ctx),
+        PG.render("apply_delete", **ctx),
+        PG.render("apply_compare", column=info.columns[3], theirs="text", mine="text"),
+        PG.render("verify_rows", **ctx),
+    ]
 
 
 def check_golden(name: str, text: str) -> None:
@@ -51,11 +79,24 @@ def test_capture_install_golden():
     )
 
 
+def test_capture_install_without_event_trigger_golden():
+    """What a user who is not a superuser installs: the same, less the event trigger."""
+    full = install.trigger_statements(PG, orders_info())
+    without = install.trigger_statements(PG, orders_info(), event_trigger=False)
+    assert [s for s in full if s not in without] == [
+        s for s in full if "bridge_capture_after_alter" in s
+    ]
+    assert len(full) - len(without) == 3
+
+
 def test_apply_statements_golden():
-    info = orders_info()
-    ctx = {"table": info.table, "info": info}
-    text = script([PG.render(n, **ctx) for n in ("apply_read", "apply_upsert", "apply_delete")])
-    check_golden("postgresql_apply.sql", text)
+    check_golden("postgresql_apply.sql", script(apply_statements(orders_info())))
+
+
+def test_apply_and_verify_begin_golden():
+    refs = ["'orders'", '\'"sales"."orders"\'']
+    text = script([PG.render("apply_begin", tables=refs), PG.render("verify_begin")])
+    check_golden("postgresql_begin.sql", text)
 
 
 def test_init_statements_parse():
@@ -64,12 +105,11 @@ def test_init_statements_parse():
 
 
 def test_apply_and_uninstall_statements_parse():
-    info = orders_info()
-    ctx = {"table": info.table, "info": info}
-    for name in ("apply_read", "apply_upsert", "apply_delete"):
-        # psycopg placeholders are not SQL: swap them for literals to parse
-        stmt = re.sub(r"%\((\w+)\)s", "NULL", PG.render(name, **ctx))
-        sqlglot.parse_one(stmt, read="postgres")
+    for statement in apply_statements(orders_info()):
+        # psycopg placeholders are not SQL: swap them for literals to parse; sqlglot does
+        # not know OVERRIDING SYSTEM VALUE (the integration tests run it on PostgreSQL)
+        text = re.sub(r"%\((\w+)\)s", "NULL", statement).replace("OVERRIDING SYSTEM VALUE", "")
+        sqlglot.parse_one(text, read="postgres")
     for stmt in install.uninstall_statements(PG, "orders"):
         sqlglot.parse_one(stmt, read="postgres")
 
@@ -78,13 +118,25 @@ def test_every_identifier_is_quoted():
     text = script(install.trigger_statements(PG, orders_info("sales.orders")))
     assert 'ON "sales"."orders"' in text
     assert 'FUNCTION "sales"."bridge_capture_orders"()' in text
-    assert 'n."Customer"' in text
-    assert "'Customer'" in text  # the JSON key keeps the exact name
+    assert 'FUNCTION "sales"."bridge_altered_orders"()' in text
+    assert 'n."Amount"' in text
+    assert "'Amount'" in text  # the JSON key keeps the exact name
     assert " orders " not in text.replace("'orders", "")
+    upsert = PG.render(
+        "apply_upsert",
+        table=info_of_sales().table,
+        info=info_of_sales(),
+        present=[(c, "text") for c in info_of_sales().columns],
+    )
+    assert 'INSERT INTO "sales"."orders" ("id", "Customer"' in upsert
+
+
+def info_of_sales() -> TableInfo:
+    return orders_info("sales.orders")
 
 
 def test_wide_tables_are_built_in_chunks():
-    cols = tuple(PG.column(i, f"c{i}", "integer", "int4") for i in range(120))
+    cols = tuple(PG.column(i, f"c{i}", "numeric", "numeric", "N") for i in range(120))
     info = TableInfo(table=PG.table_ref("wide"), columns=cols, pk=cols[:1], non_pk=cols[1:])
     text = script(install.trigger_statements(PG, info))
     # jsonb_build_object accepts at most 100 arguments: 40 columns (80 arguments) per call
