@@ -14,13 +14,17 @@ capture function. In that form a few values change on the way, as type_edges.py 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
 from bridge import verify
+from bridge.apply import APPLIED, CONFLICT, Applier
 from bridge.config import Config
+from bridge.dialects import for_url
+from bridge.event import from_dict
 from tests.conftest import (
     DB_PREFIX,
     NAMES,
@@ -211,3 +215,45 @@ def test_every_edge_value_crosses_both_ways_unchanged(fresh_topology: Any, mode:
                 before,
             )
             assert verified(cfgs) == [], f"{column} back to {before!r}"
+
+
+def test_a_policy_column_is_compared_as_postgresql_orders_its_values() -> None:
+    """Under `column:<v>` the incoming and the local value of v are compared by PostgreSQL:
+    a BC timestamp, `infinity` and a year past 9999 (none of which a Python datetime
+    holds) order as the column type orders them."""
+    db = f"{DB_PREFIX}types_policy"
+    create_site_db(db, "CREATE TABLE stamped (id int PRIMARY KEY, v timestamptz, n text)")
+    cfg = make_config("PARIS", db, tables={"stamped": "column:v"})
+    setup_site(cfg)
+    applier = Applier(cfg, for_url(cfg.database_url))
+    try:
+        changes = [
+            ("LONDON", "2026-01-01T00:00:00.000000Z", APPLIED),
+            ("MADRID", "4713-01-01T00:00:00.000000Z BC", CONFLICT),
+            ("MADRID", "infinity", APPLIED),
+            ("LONDON", "294276-12-31T23:59:59.999999Z", CONFLICT),
+            ("LONDON", "infinity", CONFLICT),  # not newer: equal
+        ]
+        for n, (origin, v, outcome) in enumerate(changes):
+            data = {
+                "table": "stamped",
+                "op": "insert" if n == 0 else "update",
+                "key": {"id": 1},
+                "row": {"id": 1, "v": v, "n": f"change {n}"},
+            }
+            event = from_dict(
+                {
+                    "id": str(uuid.uuid4()),
+                    "timestamp": f"2026-01-01T00:00:0{n}.000000Z",
+                    "origin": origin,
+                    "type": f"stamped.{data['op']}",
+                    "data": data,
+                }
+            )
+            (got,) = applier.apply_batch([event])
+            assert got.status == outcome, (n, v, got)
+    finally:
+        applier.close()
+    assert sql(db, "SELECT v::text, n FROM stamped") == [("infinity", "change 2")]
+    reasons = [r for (r,) in sql(db, "SELECT reason FROM bridge_conflicts ORDER BY id")]
+    assert len(reasons) == 3 and all(r.startswith("older than the local row by v") for r in reasons)
