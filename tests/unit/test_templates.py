@@ -143,3 +143,18 @@ def test_wide_tables_are_built_in_chunks():
     assert text.count(") || jsonb_build_object(") >= 2
     for call in text.split("jsonb_build_object(")[1:]:
         assert call.split(")")[0].count(",") < 100
+
+
+def test_only_plain_json_columns_are_set_aside_before_to_jsonb():
+    """json_populate_record(n.*, '{"doc": null}') keeps to_jsonb from parsing a json column
+    (it refuses \\u0000); on a domain over json, NULL would run the domain's checks (a NOT
+    NULL domain would fail every write), so a domain's column is left to to_jsonb."""
+    cols = (
+        PG.column(1, "id", "bigint", "int8", "N"),
+        PG.column(2, "doc", "json", "json", "U"),
+        PG.column(3, "strict", "jdoc", "json", "U"),
+    )
+    info = TableInfo(table=PG.table_ref("docs"), columns=cols, pk=cols[:1], non_pk=cols[1:])
+    text = install.trigger_statements(PG, info)[0]
+    assert "json_populate_record(n.*, '{\"doc\": null}')" in text
+    assert "'json_text', '[\"doc\", \"strict\"]'::jsonb" in text
