@@ -5,6 +5,13 @@ One transaction per batch, one savepoint per event. For a foreign event: record 
 the table's conflict policy, write the row, record its version (tombstone for a delete).
 The transaction is marked as bridge's own, so capture triggers do not capture it again.
 For our own event coming back: drop it from the outbox and keep its version.
+
+Values go into the database as text that the column type's input parses (bridge/codec.py),
+in statements rendered per table and per set of columns an event carries: a site that has
+not added a column yet sends rows without it, which get the column's DEFAULT here. Each
+batch first checks whether a synced table's columns changed (an ALTER TABLE here) and
+describes it again if so; an event with a column the table lacks makes the Applier
+describe the table again before it refuses the event.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from bridge import codec, failpoints
 from bridge.config import Config, TableConfig
-from bridge.dialects.base import Dialect, TableInfo, close_quietly
-from bridge.errors import DatabaseError, EventError
+from bridge.dialects.base import Column, Dialect, TableInfo, close_quietly, literal
+from bridge.errors import DatabaseError, EventError, SchemaError
 from bridge.event import Event
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,7 @@ APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED = (
 )
 Version = tuple[dt.datetime, str]
 LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
+MAX_CACHED_UPSERTS = 256  # statements per (table, columns carried): a handful in practice
 REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
 CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
 
@@ -51,14 +60,16 @@ class Statements:
     claim: str  # inbox insert + row lock
     lock: str  # row lock (a row that appeared since the claim)
     read: str  # the locked row, its version, its newest pending local change
-    upsert: str  # overwrite the locked row + version
-    insert: str  # insert an absent row, unless it appeared meanwhile
+    upsert: str  # overwrite the locked row + version (every column carried as text)
+    insert: str  # insert an absent row unless it appeared meanwhile (every column, text)
     confirm: str  # + version of an inserted row, unless what was decided on changed
     delete: str  # row + tombstone
     undo: str  # remove a row this apply inserted
 
 
-# Each of the Statements, and the template (and its switches) it is rendered from.
+# Each of the Statements, and the template (and its switches) it is rendered from; the
+# upsert and insert of an event that carries other columns, or values in their JSON form,
+# are rendered for it (Applier._write).
 TEMPLATES: dict[str, tuple[str, dict[str, bool]]] = {
     "claim": ("apply_lock", {"claim": True}),
     "lock": ("apply_lock", {"claim": False}),
@@ -73,9 +84,10 @@ TEMPLATES: dict[str, tuple[str, dict[str, bool]]] = {
 
 def statements(dialect: Dialect, info: TableInfo) -> Statements:
     """The statements that apply changes of one table."""
+    every = [(c, "text") for c in info.columns]
     return Statements(
         **{
-            field: dialect.render(template, table=info.table, info=info, **switches)
+            field: dialect.render(template, table=info.table, info=info, present=every, **switches)
             for field, (template, switches) in TEMPLATES.items()
         }
     )
@@ -111,13 +123,72 @@ class Applier:
         close_quietly(self.conn)
         self.conn = self.dialect.connect(self.config.database_url)
         self.tables = {}
-        for table in self.config.tables:
-            info = self.dialect.introspect(self.conn, table.name)
-            self.tables[table.name] = (table, info, statements(self.dialect, info))
+        self._fingerprints: dict[str, str | None] = {}
+        self._upserts: dict[tuple[str, bool, tuple[tuple[str, str], ...]], str] = {}
+        self._compare: dict[tuple[str, str, str], str] = {}
         self._sql = {
             name: self.dialect.render(name)
-            for name in ("apply_begin", "inbox_insert", "conflict_insert", "outbox_delete")
+            for name in ("inbox_insert", "conflict_insert", "outbox_delete")
         }
+        refs = [literal(self.dialect.table_ref(t.name).ref) for t in self.config.tables]
+        self._sql["apply_begin"] = self.dialect.render("apply_begin", tables=refs)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            self._begin(cur)  # describes every table
+
+    def _begin(self, cur: Any) -> None:
+        """Start an apply transaction; describe again each table whose columns changed
+        since it was described (the first time: every table)."""
+        cur.execute(self._sql["apply_begin"])
+        row = cur.fetchone()
+        for table, fingerprint in zip(self.config.tables, row[-1], strict=True):
+            if table.name in self._fingerprints and self._fingerprints[table.name] == fingerprint:
+                continue
+            if table.name in self.tables:
+                log.info(
+                    "site=%s table=%s its columns changed: described again",
+                    self.config.site,
+                    table.name,
+                )
+            self._fingerprints[table.name] = fingerprint
+            self._describe(table, first=table.name not in self.tables)
+
+    def _describe(self, table: TableConfig, first: bool = False) -> TableInfo | None:
+        """(Re)read a table's columns and render its statements. A table that is gone keeps
+        its statements (they fail, and the events are logged as conflicts), except when
+        starting, where it is an error (SchemaError)."""
+        try:
+            info: TableInfo = self.dialect.introspect(self.conn, table.name)
+        except SchemaError as exc:
+            if first:
+                raise
+            log.warning("site=%s table=%s %s", self.config.site, table.name, exc)
+            return None
+        self.tables[table.name] = (table, info, statements(self.dialect, info))
+        self._upserts = {k: v for k, v in self._upserts.items() if k[0] != table.name}
+        return info
+
+    def _write(self, event: Event, params: dict[str, Any], new_row: bool) -> str:
+        """The upsert (`new_row`: the insert) of an event for the columns it carries, in
+        the forms their values have (see _bind): the table's own statement when it carries
+        every column as text, else one rendered for it."""
+        _table, info, stmts = self.tables[event.table]
+        present = [
+            (c, "json" if isinstance(params[c.param], Jsonb) else "text")
+            for c in info.columns
+            if c.param in params
+        ]
+        if len(present) == len(info.columns) and all(form == "text" for _, form in present):
+            return stmts.insert if new_row else stmts.upsert
+        key = (event.table, new_row, tuple((c.param, form) for c, form in present))
+        statement = self._upserts.get(key)
+        if statement is None:
+            if len(self._upserts) >= MAX_CACHED_UPSERTS:
+                self._upserts.clear()
+            statement = self.dialect.render(
+                "apply_upsert", table=info.table, info=info, present=present, new_row=new_row
+            )
+            self._upserts[key] = statement
+        return statement
 
     def close(self) -> None:
         if self.conn is not None:
@@ -157,7 +228,7 @@ class Applier:
     def _run(self, events: Sequence[Event], savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(self._sql["apply_begin"])
+            self._begin(cur)
             for event in events:
                 outcomes.append(self._apply_guarded(cur, event, savepoints))
             failpoints.hit("apply.statements")
@@ -267,8 +338,8 @@ class Applier:
         if event.op == "delete":
             cur.execute(stmts.delete, params)
         elif local_row is not None:
-            cur.execute(stmts.upsert, params)
-        elif not self._insert(cur, stmts, params, state):
+            cur.execute(self._write(event, params, new_row=False), params)
+        elif not self._insert(cur, stmts, event, params, state):
             return None
         if pending:
             # a newer remote write replaced a local change that is still on its way out:
@@ -276,13 +347,19 @@ class Applier:
             self._conflict(cur, event, "overwrote a concurrent local change", known, local_row)
         return Outcome(APPLIED)
 
-    @staticmethod
-    def _insert(cur: Any, stmts: Statements, params: dict[str, Any], state: _RowState) -> bool:
+    def _insert(
+        self,
+        cur: Any,
+        stmts: Statements,
+        event: Event,
+        params: dict[str, Any],
+        state: _RowState,
+    ) -> bool:
         """Insert a row that was absent when the change was decided on. False, with nothing
         written, if a local transaction got in the way: one that inserted the key committed
         first (the row exists), or one that this insert waited for changed the row's
         pending changes (it inserted and deleted the key: no row, new outbox rows)."""
-        cur.execute(stmts.insert, params)
+        cur.execute(self._write(event, params, new_row=True), params)
         if cur.fetchone()[0] == 0:
             return False
         decided_ts, decided_origin = state.version if state.version else (None, None)
@@ -334,7 +411,7 @@ class Applier:
         _table, info, stmts = entry
         params: dict[str, Any] = {c.param: None for c in info.columns}
         try:
-            params.update((c.param, codec.decode_value(event.key[c.name], c.kind)) for c in info.pk)
+            params.update((c.param, codec.to_text(event.key[c.name], c.kind)) for c in info.pk)
         except (KeyError, ValueError, TypeError, ArithmeticError):
             return  # not a key of this table as it is now: nothing of it can be here
         params.update(
@@ -355,28 +432,53 @@ class Applier:
         self._conflict(cur, event, REMOVED, tombstone, state.local_row)
 
     def _params(self, info: TableInfo, event: Event) -> dict[str, Any]:
+        """Bind parameters of an event's values: the key's, and for an insert or update
+        every column the event carries (one it lacks is left out: the upsert gives it its
+        DEFAULT). A value for a column generated here is ignored. A column the table lacks
+        is refused, after describing the table again in case it was added since."""
         source = event.key if event.op == "delete" else event.row
         assert source is not None
-        unknown = set(source) - {c.name for c in info.columns}
-        if unknown:
-            raise EventError(f"unknown column(s) {sorted(unknown)} for table {event.table!r}")
+        info = self._known_columns(info, event, source)
         missing = [c.name for c in info.pk if c.name not in event.key]
         if missing:
             raise EventError(f"key lacks primary-key column(s) {missing} of {event.table!r}")
-        needed = info.pk if event.op == "delete" else info.columns
-        absent = [c.name for c in needed if c.name not in source]
-        if absent:
-            raise EventError(f"row lacks column(s) {absent} of {event.table!r}")
         params: dict[str, Any] = {}
         try:
-            for c in needed:
-                value = event.key[c.name] if c in info.pk else source[c.name]
-                params[c.param] = codec.decode_value(value, c.kind)
-        except (ValueError, TypeError, ArithmeticError) as exc:
+            for c in info.pk:
+                params[c.param] = codec.to_text(event.key[c.name], c.kind)
+            if event.op != "delete":
+                # the row's primary-key values too: a float key's exact form is in the row
+                # only (-0; the key holds 0, as it always did)
+                for c in info.columns:
+                    if c.name in source:
+                        params[c.param] = self._bind(c, source[c.name], event.json_text)
+        except ValueError as exc:
             raise EventError(f"bad value in {event.table!r}: {exc}") from None
-        for c in info.columns:
-            params.setdefault(c.param, None)
         return params
+
+    def _known_columns(self, info: TableInfo, event: Event, source: dict[str, Any]) -> TableInfo:
+        known = {c.name for c in info.columns}
+        if not set(source) - set(info.generated) - known:
+            return info
+        # the table may have been altered since it was described
+        fresh = self._describe(self.tables[event.table][0]) or info
+        unknown = sorted(set(source) - set(fresh.generated) - {c.name for c in fresh.columns})
+        if unknown:
+            raise EventError(
+                f"unknown column(s) {unknown} for table {event.table!r}: site "
+                f"{self.config.site}'s table lacks what the sending site's table has; add "
+                f"them here as they were added there (ALTER TABLE ... ADD COLUMN), then run "
+                "bridge dlq retry"
+            )
+        return fresh
+
+    @staticmethod
+    def _bind(column: Column, value: Any, json_text: frozenset[str] | None) -> Any:
+        """A value of the event as its column's input takes it: text (bytes for bytes), or
+        an array or composite in its JSON form, which the statement converts (jsonb)."""
+        if codec.is_structured(value, column.kind):
+            return Jsonb({"v": value}, dumps=codec.dumps)
+        return codec.to_text(value, column.kind, json_text is None or column.name in json_text)
 
     def _loses(
         self,
@@ -395,9 +497,8 @@ class Applier:
             return "manual policy: a local change of this row is still pending; resolve by hand"
         column = info.column(table.policy_column) if table.policy_column else None
         if column and event.op != "delete" and local_row is not None and event.row:
-            mine = codec.decode_value(local_row.get(column.name), column.kind)
-            theirs = codec.decode_value(event.row.get(column.name), column.kind)
-            if mine is not None and theirs is not None and theirs <= mine:
+            mine, theirs = local_row.get(column.name), event.row.get(column.name)
+            if self._not_newer(column, theirs, event.json_text, mine):
                 return f"older than the local row by {column.name} ({theirs} <= {mine})"
             return ""
         if incoming <= known:
@@ -406,6 +507,25 @@ class Applier:
                 "last writer wins"
             )
         return ""
+
+    def _not_newer(
+        self, column: Column, theirs: Any, json_text: frozenset[str] | None, mine: Any
+    ) -> bool:
+        """Whether the incoming value of the policy column is not newer than the local row's
+        (its exact form), as the database orders the column's type; False if either is NULL.
+        The incoming value already passed _params."""
+        if theirs is None or mine is None:
+            return False
+        values = {
+            "theirs": self._bind(column, theirs, json_text),
+            "mine": self._bind(column, mine, None),
+        }
+        forms = {k: "json" if isinstance(v, Jsonb) else "text" for k, v in values.items()}
+        key = (column.sql_type, forms["theirs"], forms["mine"])
+        if key not in self._compare:
+            self._compare[key] = self.dialect.render("apply_compare", column=column, **forms)
+        row = self.conn.execute(self._compare[key], values).fetchone()
+        return bool(row and row[0])
 
     def _conflict(
         self,
@@ -432,10 +552,10 @@ class Applier:
                 "reason": reason,
                 "ts": event.timestamp,
                 "origin": event.origin,
-                "incoming": json.dumps(event.to_dict()),
+                "incoming": codec.dumps(event.to_dict()),
                 "local_ts": known[0] if known else None,
                 "local_origin": known[1] if known else None,
-                "local_row": json.dumps(local_row) if local_row is not None else None,
+                "local_row": codec.dumps(local_row) if local_row is not None else None,
             },
         )
 

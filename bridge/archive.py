@@ -3,12 +3,12 @@ the golden source that replay reads. A redelivered event is stored once."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
+from bridge import codec
 from bridge.apply import Outcome
 from bridge.config import Config
 from bridge.dialects.base import close_quietly
@@ -49,7 +49,7 @@ class Archiver:
                             "ts": e.timestamp,
                             "origin": e.origin,
                             "type": e.type,
-                            "event": json.dumps(e.to_dict()),
+                            "event": codec.dumps(e.to_dict()),
                         },
                     )
                     outcomes.append(Outcome(ARCHIVED if cur.rowcount else ARCHIVE_DUPLICATE))

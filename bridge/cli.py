@@ -151,7 +151,14 @@ def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: boo
         names = _table_names(cfg, tables)
         dialect, conn, sink = _sink(cfg, print_sql)
         with conn:
-            infos = install.install_triggers(dialect, conn, names, sink, not print_sql)
+            infos = install.install_triggers(
+                dialect,
+                conn,
+                names,
+                sink,
+                not print_sql,
+                warn=lambda why: click.echo(f"site {cfg.site}: {why}", err=True),
+            )
         if not print_sql:
             for info in infos:
                 click.echo(

@@ -3,18 +3,23 @@
 ```json
 {"id": "0b6f…", "timestamp": "2026-11-24T10:00:00.123456Z", "origin": "PARIS",
  "type": "orders.update",
- "data": {"table": "orders", "op": "update", "key": {"id": 42}, "row": {...}}}
+ "data": {"table": "orders", "op": "update", "key": {"id": 42}, "row": {...},
+          "json_text": ["doc"]}}
 ```
+`data.row` values are in the forms bridge/codec.py describes; `json_text` names the JSON
+columns whose value is the document's text (absent: every JSON column, as bridge sent
+before the row carried whole rows).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from bridge import codec
 from bridge.errors import EventError
 
 OPS = ("insert", "update", "delete")
@@ -60,6 +65,12 @@ class Event:
             return None
 
     @property
+    def json_text(self) -> frozenset[str] | None:
+        """JSON columns whose value in `row` is the document's text; None: all of them."""
+        names = self.data.get("json_text")
+        return None if names is None else frozenset(names)
+
+    @property
     def timestamp_text(self) -> str:
         return format_timestamp(self.timestamp)
 
@@ -77,7 +88,7 @@ class Event:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return codec.dumps(value)
 
 
 def encode(event_id: str, timestamp: dt.datetime, origin: str, type_: str, data: str) -> bytes:
@@ -107,8 +118,8 @@ def decode(body: bytes) -> Event:
     if len(body) > MAX_MESSAGE_BYTES:
         raise EventError(f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = codec.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise EventError(f"not JSON: {exc}") from None
     return from_dict(raw)
 
@@ -142,4 +153,12 @@ def from_dict(raw: Any) -> Event:
     row = data.get("row")
     if op != "delete" and not isinstance(row, dict):
         raise EventError(f"data.row must be an object for an {op}")
+    json_text = data.get("json_text")
+    if json_text is not None and not (
+        isinstance(json_text, list) and all(isinstance(n, str) for n in json_text)
+    ):
+        raise EventError("data.json_text must be a list of column names")
+    # A float key column travels as a JSON number (to_jsonb, as it always did): read it as
+    # a float, whose JSON text (the row version's key) is the one bridge always wrote.
+    data["key"] = {k: float(v) if isinstance(v, Decimal) else v for k, v in key.items()}
     return Event(event_id, timestamp, origin, type_, data)

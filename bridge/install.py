@@ -8,12 +8,20 @@ without a primary key is found before anything runs, and a failure rolls all of 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
 from bridge import __version__
 from bridge.dialects.base import Dialect, TableInfo, literal
 from bridge.errors import DatabaseError, SchemaError, one_line
+
+ALTERED_PREFIX = "bridge_altered_"  # the after-ALTER form of a capture function
+NO_EVENT_TRIGGER = (
+    "not a superuser: installed without the event trigger that keeps the application's "
+    "writes working after an ALTER TABLE that drops or renames a column (PostgreSQL lets "
+    "only a superuser create one); after such an ALTER, run bridge install-triggers at "
+    "once (docs/operations.md), or run install-triggers once as a superuser"
+)
 
 
 class Sink(Protocol):
@@ -52,14 +60,18 @@ def init_statements(dialect: Dialect, site: str) -> list[str]:
     return dialect.statements("init", site_literal=literal(site))
 
 
-def trigger_statements(dialect: Dialect, info: TableInfo) -> list[str]:
+def trigger_statements(dialect: Dialect, info: TableInfo, event_trigger: bool = True) -> list[str]:
+    """The capture function and triggers of a table; with `event_trigger` (needs a
+    superuser), the event trigger that keeps writes working after an ALTER TABLE."""
     return dialect.statements(
         "capture_install",
         table=info.table,
         info=info,
         function=dialect.capture_function(info.table.name),
+        altered_function=dialect.capture_function(info.table.name, ALTERED_PREFIX),
         version=__version__,
         columns_hash=info.columns_hash,
+        event_trigger=event_trigger,
     )
 
 
@@ -71,7 +83,15 @@ def uninstall_statements(dialect: Dialect, table: str, forget: bool = True) -> l
         table=dialect.table_ref(table),
         function=dialect.capture_function(table),
         forget=forget,
+        altered_function=dialect.capture_function(table, ALTERED_PREFIX),
     )
+
+
+def is_superuser(dialect: Dialect, conn: Any) -> bool:
+    with conn.cursor() as cur:
+        cur.execute(dialect.render("is_superuser"))
+        row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
@@ -136,12 +156,28 @@ def describe(dialect: Dialect, conn: Any, tables: Iterable[str]) -> list[TableIn
 
 
 def install_triggers(
-    dialect: Dialect, conn: Any, tables: Iterable[str], sink: Sink, execute: bool
+    dialect: Dialect,
+    conn: Any,
+    tables: Iterable[str],
+    sink: Sink,
+    execute: bool,
+    warn: Callable[[str], None] | None = None,
 ) -> list[TableInfo]:
+    """Install the capture of `tables`. Without superuser rights the event trigger is left
+    out (`warn` is told why); everything else is installed."""
     infos = describe(dialect, conn, tables)
     if execute and installed_site(dialect, conn) is None:
         raise SchemaError("bridge is not initialised in this database: run `bridge init` first")
-    run(conn, sink, (s for info in infos for s in trigger_statements(dialect, info)), execute)
+    superuser = is_superuser(dialect, conn)
+    if not superuser and warn is not None:
+        warn(NO_EVENT_TRIGGER)
+    statements = (
+        s
+        for n, info in enumerate(infos)
+        # the event trigger is one per database: once is enough
+        for s in trigger_statements(dialect, info, event_trigger=superuser and n == 0)
+    )
+    run(conn, sink, statements, execute)
     return infos
 
 
@@ -168,4 +204,24 @@ def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:
                 "columns changed since the trigger was installed: run bridge install-triggers "
                 f"--table {table} again"
             )
+        elif capture_altered(dialect, conn, table):
+            problems[table] = (
+                "altered since the trigger was installed (the capture runs its after-ALTER "
+                "form, which sends JSON null as SQL NULL and -0 as 0): run bridge "
+                f"install-triggers --table {table} again"
+            )
     return problems
+
+
+def capture_altered(dialect: Dialect, conn: Any, table: str) -> bool:
+    """Whether the event trigger swapped in the after-ALTER form of the table's capture."""
+    with conn.cursor() as cur:
+        cur.execute(
+            dialect.render("capture_state"),
+            {
+                "capture": dialect.capture_function(table) + "()",
+                "altered": dialect.capture_function(table, ALTERED_PREFIX) + "()",
+            },
+        )
+        row = cur.fetchone()
+    return bool(row and row[0])

@@ -1,6 +1,7 @@
 """`bridge verify`: do all sites hold the same rows? Row counts and an order-independent
-checksum per synced table, computed from the codec's canonical form of each row, so
-different dialects compare equal when their values are equal."""
+checksum per synced table, computed from each row's values in their exact form (the form
+the capture sends them in, bridge/codec.py), read from the database as text: a BC date,
+24:00 or -0 is compared as it is, not as the nearest value Python holds."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def table_sum(dialect: Any, conn: Any, table: str) -> TableSum:
     names = [c.name for c in info.columns]
     total, count = 0, 0
     with conn.transaction(), conn.cursor(name="bridge_verify") as cur:
+        conn.execute(dialect.render("verify_begin"))
         cur.execute(dialect.render("verify_rows", table=info.table, info=info))
         while rows := cur.fetchmany(5000):
             for row in rows:

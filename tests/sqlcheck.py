@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from jinja2 import meta
 
 from bridge import apply, install, sql
-from bridge.dialects.base import Dialect, TableInfo
+from bridge.dialects.base import Dialect, TableInfo, literal
 
 # Variadic functions: PostgreSQL refuses a call with more than FUNC_MAX_ARGS (100)
 # arguments ("cannot pass more than 100 arguments to a function"), at install time for
@@ -37,17 +37,40 @@ MAX_ARGS = 100
 # --- table shapes --------------------------------------------------------------------------
 
 
+# pg_type.typcategory of the base types the shapes use (what introspection reads)
+CATEGORIES = {
+    "int2": "N", "int4": "N", "int8": "N", "numeric": "N", "float8": "N",
+    "text": "S", "bool": "B", "bytea": "U", "uuid": "U", "json": "U", "jsonb": "U",
+    "date": "D", "time": "D", "timestamp": "D", "timestamptz": "D", "_text": "A",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Shape:
-    """A business table: columns as (name, type as format_type() prints it, base type)."""
+    """A business table: columns as (name, type as format_type() prints it, base type), in
+    their order (attnum); `identity` a GENERATED ALWAYS AS IDENTITY column, `generated` the
+    stored generated columns (name -> expression), which are not captured."""
 
     table: str
     columns: tuple[tuple[str, str, str], ...]
     pk: tuple[str, ...]
-    identity: str | None = None  # a GENERATED ALWAYS AS IDENTITY column
+    identity: str | None = None
+    generated: tuple[tuple[str, str], ...] = ()
 
     def info(self, dialect: Dialect) -> TableInfo:
-        cols = tuple(dialect.column(i, *c) for i, c in enumerate(self.columns))
+        computed = dict(self.generated)
+        cols = tuple(
+            dialect.column(
+                attnum,
+                name,
+                sql_type,
+                base,
+                CATEGORIES[base],
+                identity_always=name == self.identity,
+            )
+            for attnum, (name, sql_type, base) in enumerate(self.columns, 1)
+            if name not in computed
+        )
         pk = tuple(c for name in self.pk for c in cols if c.name == name)
         return TableInfo(
             table=dialect.table_ref(self.table),
@@ -55,13 +78,16 @@ class Shape:
             pk=pk,
             non_pk=tuple(c for c in cols if c not in pk),
             identity_always=self.identity is not None,
+            generated=tuple(name for name, _, _ in self.columns if name in computed),
         )
 
     def ddl(self) -> str:
         """CREATE TABLE for PostgreSQL (names as written, all quoted)."""
+        computed = dict(self.generated)
         defs = [
             f'"{name}" {sql_type}'
             + (" GENERATED ALWAYS AS IDENTITY" if name == self.identity else "")
+            + (f" GENERATED ALWAYS AS ({computed[name]}) STORED" if name in computed else "")
             for name, sql_type, _ in self.columns
         ]
         defs.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in self.pk) + ")")
@@ -70,17 +96,27 @@ class Shape:
 
 
 SHAPES = (
-    # the golden files' table
+    # the golden files' table: a column of each way a value is captured: to_jsonb as is
+    # (id, Customer), overridden (Amount, updated_at, blob, doc, tags), a json column set
+    # aside before to_jsonb (legacy), a generated column (total) and an identity column
+    # written only on insert (seq)
     Shape(
         "orders",
         (
             ("id", "bigint", "int8"),
             ("Customer", "text", "text"),
-            ("amount", "numeric(12,2)", "numeric"),
+            ("Amount", "numeric(12,2)", "numeric"),
             ("updated_at", "timestamp with time zone", "timestamptz"),
             ("blob", "bytea", "bytea"),
+            ("total", "numeric", "numeric"),
+            ("doc", "jsonb", "jsonb"),
+            ("legacy", "json", "json"),
+            ("tags", "text[]", "_text"),
+            ("seq", "bigint", "int8"),
         ),
         pk=("id",),
+        identity="seq",
+        generated=(("total", '"Amount" * 2'),),
     ),
     # another schema, a composite key with text, every other kind
     Shape(
@@ -107,7 +143,7 @@ SHAPES = (
         identity="id",
     ),
     # wider than one jsonb_build_object call can take (240 arguments for the row)
-    Shape("wide", tuple((f"c{i}", "integer", "int4") for i in range(120)), pk=("c0",)),
+    Shape("wide", tuple((f"c{i}", "numeric", "numeric") for i in range(120)), pk=("c0",)),
     # nothing but its key: an upsert has nothing to update
     Shape("tags", (("tag", "text", "text"),), pk=("tag",)),
 )
@@ -162,6 +198,23 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                 )
                 for i in infos
             ]
+        elif name == "apply_begin":
+            tables = [literal(i.table.ref) for i in infos]
+            out.append(Rendered(name, None, tuple(dialect.statements(name, tables=tables))))
+        elif name == "apply_compare":
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        dialect.render(name, column=c, theirs=theirs, mine="text")
+                        for c in i.columns
+                        if c.base_type != "json"  # no order: cannot be a policy column
+                        for theirs in ("text", "json")
+                    ),
+                )
+                for i in infos
+            ]
         elif name == "cleanup":
             for dry_run in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, dry_run=dry_run))))
@@ -177,8 +230,8 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                     name,
                     i.table.name,
                     tuple(
-                        dialect.render(name, table=i.table, info=i, **switches)
-                        for template, switches in apply.TEMPLATES.values()
+                        getattr(apply.statements(dialect, i), field)
+                        for field, (template, _) in apply.TEMPLATES.items()
                         if template == name
                     ),
                 )

@@ -35,7 +35,9 @@ class Column:
     literal: str  # the name as a SQL string literal (JSON key)
     kind: str  # bridge.codec kind
     sql_type: str  # type as the database spells it
-    param: str  # bind parameter name used in apply statements
+    param: str  # bind parameter name used in apply statements (stable across ALTERs)
+    base_type: str = ""  # the type under a domain, as the database names it
+    identity_always: bool = False  # GENERATED ALWAYS AS IDENTITY: written only on insert
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,14 @@ class TableInfo:
     pk: tuple[Column, ...]
     non_pk: tuple[Column, ...] = field(default=())
     identity_always: bool = False  # a GENERATED ALWAYS identity column needs an override
+    # generated columns: never captured as theirs nor written (each site computes them);
+    # a value for one in an event is ignored
+    generated: tuple[str, ...] = field(default=())
+
+    @property
+    def json_text(self) -> tuple[Column, ...]:
+        """The JSON columns whose documents the capture sends as text (`json_text`)."""
+        return tuple(c for c in self.columns if c.kind == "json")
 
     @property
     def columns_hash(self) -> str:
@@ -100,14 +110,26 @@ class Dialect:
             meta_key=literal(f"trigger:{name}"),
         )
 
-    def column(self, index: int, name: str, sql_type: str, base_type: str) -> Column:
+    def column(
+        self,
+        index: int,
+        name: str,
+        sql_type: str,
+        base_type: str,
+        category: str = "",
+        identity_always: bool = False,
+    ) -> Column:
+        """A column; `index` names its bind parameter: give a number that an ALTER of
+        other columns does not change (PostgreSQL's attnum)."""
         return Column(
             name=name,
             ref=identifiers.quote(name, self.sqlglot_name),
             literal=literal(name),
-            kind=self.kind_of(base_type),
+            kind=self.kind_of(base_type, category),
             sql_type=sql_type,
             param=f"p{index}",
+            base_type=base_type,
+            identity_always=identity_always,
         )
 
     def connect(self, url: str, autocommit: bool = True) -> Any:
@@ -118,8 +140,8 @@ class Dialect:
         """Describe a business table; SchemaError if missing or without primary key."""
         raise NotImplementedError
 
-    def kind_of(self, base_type: str) -> str:
+    def kind_of(self, base_type: str, category: str = "") -> str:
         raise NotImplementedError
 
-    def capture_function(self, table: str) -> str:
+    def capture_function(self, table: str, prefix: str = "bridge_capture_") -> str:
         raise NotImplementedError

@@ -31,6 +31,12 @@ KINDS = {
     "jsonb": "json",
     "uuid": "uuid",
 }
+# Other types by their category (pg_type.typcategory): arrays, composites, and the
+# categories whose to_jsonb is the JSON string of the type's text output (strings,
+# intervals, network addresses, enums, geometry, ranges, bit strings, timetz, money).
+# The rest (user-defined: xml, macaddr, hstore, PostGIS...) may have a cast to json that
+# to_jsonb would use instead of their text: "other", sent as text like arrays.
+CATEGORY_KINDS = {"A": "array", "C": "record"} | dict.fromkeys("STIEGRVDN", "text")
 
 
 class PostgresDialect(Dialect):
@@ -54,13 +60,17 @@ class PostgresDialect(Dialect):
                 f"{one_line(exc, password)}; check database_url and that the server is running"
             ) from None
 
-    def kind_of(self, base_type: str) -> str:
-        return KINDS.get(base_type, "text")
+    def kind_of(self, base_type: str, category: str = "") -> str:
+        if base_type in KINDS:
+            return KINDS[base_type]
+        return CATEGORY_KINDS.get(category, "other") if category else "text"
 
-    def capture_function(self, table: str) -> str:
+    def capture_function(self, table: str, prefix: str = "bridge_capture_") -> str:
+        """The capture function of a table; with prefix `bridge_altered_` (as long as
+        `bridge_capture_`, so a name that fits fits both), its after-ALTER form."""
         schema, _ = identifiers.split_qualified(table, self.sqlglot_name)
         name = identifiers.quote(
-            identifiers.object_name("bridge_capture_", table, dialect=self.sqlglot_name),
+            identifiers.object_name(prefix, table, dialect=self.sqlglot_name),
             self.sqlglot_name,
             "function",
         )
@@ -80,8 +90,18 @@ class PostgresDialect(Dialect):
                 "case-sensitive, through the search_path unless schema-qualified); create it "
                 f"first or fix the name in 'tables': {identifiers.SEE}"
             )
+        generated = tuple(r["name"] for r in rows if r["generated"])
+        rows = [r for r in rows if not r["generated"]]
         columns = tuple(
-            self.column(i, r["name"], r["sql_type"], r["base_type"]) for i, r in enumerate(rows)
+            self.column(
+                r["attnum"],
+                r["name"],
+                r["sql_type"],
+                r["base_type"],
+                r["category"],
+                r["identity_always"],
+            )
+            for r in rows
         )
         pk_rows = sorted(
             (r["pk_position"], i) for i, r in enumerate(rows) if r["pk_position"] is not None
@@ -93,5 +113,12 @@ class PostgresDialect(Dialect):
                 f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
             )
         non_pk = tuple(c for c in columns if c not in pk)
-        identity = any(r["identity_always"] for r in rows)
-        return TableInfo(table=ref, columns=columns, pk=pk, non_pk=non_pk, identity_always=identity)
+        identity = any(c.identity_always for c in columns)
+        return TableInfo(
+            table=ref,
+            columns=columns,
+            pk=pk,
+            non_pk=non_pk,
+            identity_always=identity,
+            generated=generated,
+        )

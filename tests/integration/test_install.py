@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -221,3 +223,94 @@ def test_without_table_option_or_tables_the_commands_say_what_to_give(env):
     assert out.exit_code == 1
     assert "missing configuration key 'tables'" in out.output
     assert triggers() == []
+
+
+def outbox_rows() -> list[dict[str, Any]]:
+    return [r[0] for r in sql(DB, "SELECT payload FROM bridge_outbox ORDER BY seq")]
+
+
+def test_an_alter_that_drops_a_captured_column_does_not_break_writes(env):
+    """The capture function names the columns it overrides (blob, amount...): dropping or
+    renaming one would make every write of the application fail until install-triggers
+    runs. The event trigger swaps in the after-ALTER form instead; status tells to
+    reinstall."""
+    assert bridge(env, "init").exit_code == 0
+    out = bridge(env, "install-triggers")
+    assert out.exit_code == 0, out.output
+    assert "not a superuser" not in out.output
+    sql(DB, "ALTER TABLE orders DROP COLUMN blob")
+    sql(DB, "ALTER TABLE orders RENAME COLUMN amount TO price")
+    sql(DB, "INSERT INTO orders (id, customer, price) VALUES (1, 'x', 1.50)")
+    (payload,) = outbox_rows()
+    assert payload["row"] == {
+        "id": 1,
+        "customer": "x",
+        "price": 1.5,  # its to_jsonb form: a JSON number (exact: 1.50)
+        "note": None,
+        "updated_at": None,
+    }
+    assert payload["json_text"] == []
+    assert "columns changed since the trigger was installed" in bridge(env, "status").output
+
+    assert bridge(env, "install-triggers").exit_code == 0
+    assert "capture trigger up to date" in bridge(env, "status").output
+    sql(DB, "UPDATE orders SET price = 2 WHERE id = 1")
+    assert outbox_rows()[-1]["row"]["price"] == "2.0000"  # the exact form again
+    # an ALTER that changes no column still swaps the form in: status says so
+    sql(DB, "ALTER TABLE orders ADD CONSTRAINT positive CHECK (price >= 0)")
+    out = bridge(env, "status").output
+    assert "altered since the trigger was installed" in out
+    assert "run bridge install-triggers --table orders again" in out
+    assert bridge(env, "install-triggers").exit_code == 0
+    assert "capture trigger up to date" in bridge(env, "status").output
+
+
+@pytest.fixture
+def app_role(env):
+    """A role that is not a superuser and owns the site database and its `orders` table,
+    as an application's owner often is."""
+    role = f"{DB_PREFIX}app"
+    sql("postgres", f'DROP ROLE IF EXISTS "{role}"')
+    sql("postgres", f'CREATE ROLE "{role}" LOGIN')
+    sql("postgres", f'ALTER DATABASE "{DB}" OWNER TO "{role}"')
+    sql(DB, f'ALTER TABLE orders OWNER TO "{role}"')
+    yield role
+    with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def as_role(role: str, statement: str) -> None:
+    url = pg_url(DB).replace("postgres@", f"{role}@")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def test_without_a_superuser_the_install_says_what_an_alter_then_needs(env, app_role):
+    """Measured: without the event trigger, an ALTER that drops a column the capture
+    function names makes the application's writes fail until install-triggers runs."""
+    env = {**env, "BRIDGE_DATABASE_URL": pg_url(DB).replace("postgres@", f"{app_role}@")}
+    assert bridge(env, "init").exit_code == 0
+    out = bridge(env, "install-triggers")
+    assert out.exit_code == 0, out.output
+    assert "not a superuser: installed without the event trigger" in out.output
+    assert "capturing orders" in out.output
+    as_role(app_role, "INSERT INTO orders (id, customer) VALUES (1, 'before')")
+    as_role(app_role, "ALTER TABLE orders DROP COLUMN blob")
+    with pytest.raises(psycopg.errors.UndefinedColumn, match="blob"):
+        as_role(app_role, "INSERT INTO orders (id, customer) VALUES (2, 'after')")
+    assert bridge(env, "install-triggers").exit_code == 0
+    as_role(app_role, "INSERT INTO orders (id, customer) VALUES (2, 'after')")
+    assert [p["key"] for p in outbox_rows()] == [{"id": 1}, {"id": 2}]
+
+
+def test_the_tables_owner_alters_it_and_the_capture_a_superuser_installed_goes_on(env, app_role):
+    """The event trigger replaces a capture function its owner (the superuser who
+    installed) owns, for an ALTER run by the table's owner: it runs as its definer."""
+    assert bridge(env, "init").exit_code == 0
+    assert bridge(env, "install-triggers").exit_code == 0
+    # the application's writes are captured in its own name: it writes the outbox
+    sql(DB, f'GRANT SELECT, INSERT ON bridge_outbox, bridge_row_version TO "{app_role}"')
+    as_role(app_role, "ALTER TABLE orders DROP COLUMN blob")
+    as_role(app_role, "INSERT INTO orders (id, customer) VALUES (3, 'goes on')")
+    assert [p["row"]["customer"] for p in outbox_rows()] == ["goes on"]

@@ -35,16 +35,43 @@ PG = PostgresDialect()
 
 
 def orders_info(table: str = "orders") -> TableInfo:
+    """A table with a column of each way a value is captured: to_jsonb as is (id, Customer),
+    overridden (Amount, updated_at, blob, doc, tags), a json column set aside before
+    to_jsonb (legacy), an identity column written only on insert (seq)."""
     cols = [
-        PG.column(0, "id", "bigint", "int8"),
-        PG.column(1, "Customer", "text", "text"),
-        PG.column(2, "amount", "numeric(12,2)", "numeric"),
-        PG.column(3, "updated_at", "timestamp with time zone", "timestamptz"),
-        PG.column(4, "blob", "bytea", "bytea"),
+        PG.column(1, "id", "bigint", "int8", "N"),
+        PG.column(2, "Customer", "text", "text", "S"),
+        PG.column(3, "Amount", "numeric(12,2)", "numeric", "N"),
+        PG.column(4, "updated_at", "timestamp with time zone", "timestamptz", "D"),
+        PG.column(5, "blob", "bytea", "bytea", "U"),
+        PG.column(7, "doc", "jsonb", "jsonb", "U"),
+        PG.column(8, "legacy", "json", "json", "U"),
+        PG.column(9, "tags", "text[]", "_text", "A"),
+        PG.column(10, "seq", "bigint", "int8", "N", identity_always=True),
     ]
     return TableInfo(
-        table=PG.table_ref(table), columns=tuple(cols), pk=(cols[0],), non_pk=tuple(cols[1:])
+        table=PG.table_ref(table),
+        columns=tuple(cols),
+        pk=(cols[0],),
+        non_pk=tuple(cols[1:]),
+        identity_always=True,
+        generated=("total",),
     )
+
+
+def apply_statements(info: TableInfo) -> list[str]:
+    """The apply statements of a table (their upsert and insert carry every column as
+    text), the upsert and insert of an event that lacks `doc` and carries `tags` in its
+    JSON form, the policy column's comparison and verify's read."""
+    ctx = {"table": info.table, "info": info}
+    some = [(c, "json" if c.name == "tags" else "text") for c in info.columns if c.name != "doc"]
+    return [
+        *dataclasses.astuple(apply.statements(PG, info)),
+        PG.render("apply_upsert", present=some, new_row=False, **ctx),
+        PG.render("apply_upsert", present=some, new_row=True, **ctx),
+        PG.render("apply_compare", column=info.columns[3], theirs="text", mine="text"),
+        PG.render("verify_rows", **ctx),
+    ]
 
 
 def rendered() -> list[Rendered]:
@@ -81,9 +108,24 @@ def test_capture_install_golden() -> None:
     )
 
 
+def test_capture_install_without_event_trigger_golden() -> None:
+    """What a user who is not a superuser installs: the same, less the event trigger."""
+    full = install.trigger_statements(PG, orders_info())
+    without = install.trigger_statements(PG, orders_info(), event_trigger=False)
+    assert [s for s in full if s not in without] == [
+        s for s in full if "bridge_capture_after_alter" in s
+    ]
+    assert len(full) - len(without) == 3
+
+
 def test_apply_statements_golden() -> None:
-    text = script(list(dataclasses.astuple(apply.statements(PG, orders_info()))))
-    check_golden("postgresql_apply.sql", text)
+    check_golden("postgresql_apply.sql", script(apply_statements(orders_info())))
+
+
+def test_apply_and_verify_begin_golden() -> None:
+    refs = ["'orders'", '\'"sales"."orders"\'']
+    text = script([PG.render("apply_begin", tables=refs), PG.render("verify_begin")])
+    check_golden("postgresql_begin.sql", text)
 
 
 def test_golden_shape_is_the_shared_orders_shape() -> None:
@@ -138,7 +180,7 @@ def parse(statement: str) -> exp.Expr:
 
 
 # sqlglot cannot read these; tests/integration/test_sql_on_server.py runs them on the server
-SERVER_ONLY = re.compile(r"^\s*LOCK TABLE\b", re.IGNORECASE)
+SERVER_ONLY = re.compile(r"^\s*(LOCK TABLE|(CREATE|DROP) EVENT TRIGGER)\b", re.IGNORECASE)
 
 
 def test_every_statement_parses() -> None:
@@ -155,7 +197,9 @@ def test_every_statement_parses() -> None:
             if isinstance(parse(stmt), exp.Command) and not SERVER_ONLY.match(stmt):
                 opaque.append(f"{r.label}: {stmt[:80]}")
     assert opaque == []
-    assert functions == len(SHAPES)  # one capture function per table, nothing else skipped
+    # per table: its capture function, its after-ALTER form and the event trigger's
+    # function (installed with every table), nothing else skipped
+    assert functions == 3 * len(SHAPES)
 
 
 def test_drop_statements_are_parsed_as_drops() -> None:
@@ -163,7 +207,7 @@ def test_drop_statements_are_parsed_as_drops() -> None:
         (r.label, parse(s))
         for r in rendered()
         for s in r.statements
-        if s.lstrip().upper().startswith("DROP")
+        if s.lstrip().upper().startswith("DROP") and not SERVER_ONLY.match(s)
     ]
     kinds = {(d.args.get("kind") or "").upper() for _, d in drops}
     assert {"TRIGGER", "FUNCTION", "TABLE"} <= kinds, drops
@@ -263,13 +307,26 @@ def test_every_identifier_is_quoted() -> None:
     text = script(install.trigger_statements(PG, orders_info("sales.orders")))
     assert 'ON "sales"."orders"' in text
     assert 'FUNCTION "sales"."bridge_capture_orders"()' in text
-    assert 'n."Customer"' in text
-    assert "'Customer'" in text  # the JSON key keeps the exact name
+    assert 'FUNCTION "sales"."bridge_altered_orders"()' in text
+    assert 'n."Amount"' in text
+    assert "'Amount'" in text  # the JSON key keeps the exact name
     assert " orders " not in text.replace("'orders", "")
+    upsert = PG.render(
+        "apply_upsert",
+        table=info_of_sales().table,
+        info=info_of_sales(),
+        present=[(c, "text") for c in info_of_sales().columns],
+        new_row=False,
+    )
+    assert 'INSERT INTO "sales"."orders" ("id", "Customer"' in upsert
+
+
+def info_of_sales() -> TableInfo:
+    return orders_info("sales.orders")
 
 
 def test_wide_tables_are_built_in_chunks() -> None:
-    cols = tuple(PG.column(i, f"c{i}", "integer", "int4") for i in range(120))
+    cols = tuple(PG.column(i, f"c{i}", "numeric", "numeric", "N") for i in range(120))
     info = TableInfo(table=PG.table_ref("wide"), columns=cols, pk=cols[:1], non_pk=cols[1:])
     text = script(install.trigger_statements(PG, info))
     # jsonb_build_object accepts at most 100 arguments: the row is built in several calls
@@ -305,3 +362,18 @@ def test_uninit_statements_parse():
     forgetting = install.uninstall_statements(PG, "orders")
     assert forgetting[-1].startswith("DELETE FROM bridge_meta")
     assert install.uninstall_statements(PG, "orders", forget=False) == forgetting[:-1]
+
+
+def test_only_plain_json_columns_are_set_aside_before_to_jsonb():
+    """json_populate_record(n.*, '{"doc": null}') keeps to_jsonb from parsing a json column
+    (it refuses \\u0000); on a domain over json, NULL would run the domain's checks (a NOT
+    NULL domain would fail every write), so a domain's column is left to to_jsonb."""
+    cols = (
+        PG.column(1, "id", "bigint", "int8", "N"),
+        PG.column(2, "doc", "json", "json", "U"),
+        PG.column(3, "strict", "jdoc", "json", "U"),
+    )
+    info = TableInfo(table=PG.table_ref("docs"), columns=cols, pk=cols[:1], non_pk=cols[1:])
+    text = install.trigger_statements(PG, info)[0]
+    assert "json_populate_record(n.*, '{\"doc\": null}')" in text
+    assert "'json_text', '[\"doc\", \"strict\"]'::jsonb" in text

@@ -1,0 +1,13 @@
+SELECT set_config('bridge.applying', 'on', true), set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true),
+       ARRAY[
+           (SELECT count(*) || ':' || sum(a.xmin::text::bigint) || ':'
+                   || coalesce((SELECT max(i.xmin::text) FROM pg_index AS i
+                                 WHERE i.indrelid = a.attrelid AND i.indisprimary), '')
+              FROM pg_attribute AS a WHERE a.attrelid = to_regclass('orders') GROUP BY a.attrelid),
+           (SELECT count(*) || ':' || sum(a.xmin::text::bigint) || ':'
+                   || coalesce((SELECT max(i.xmin::text) FROM pg_index AS i
+                                 WHERE i.indrelid = a.attrelid AND i.indisprimary), '')
+              FROM pg_attribute AS a WHERE a.attrelid = to_regclass('"sales"."orders"') GROUP BY a.attrelid)
+       ]::text[] AS fingerprints;
+
+SELECT set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true);
