@@ -31,6 +31,7 @@ from bridge.config import Config, TableConfig
 from bridge.dialects.base import Column, Dialect, TableInfo, close_quietly, literal
 from bridge.errors import DatabaseError, EventError, SchemaError
 from bridge.event import Event
+from bridge.progress import QueueProgress
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,19 @@ class _Retry(Exception):
 class Applier:
     """Applies events on one connection; `reconnect()` after the database comes back."""
 
-    def __init__(self, config: Config, dialect: Any, connect_now: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        dialect: Any,
+        connect_now: bool = True,
+        progress: QueueProgress | None = None,
+    ) -> None:
         self.config = config
         self.dialect: Any = dialect
         self.conn: Any = None
         self.tables: dict[str, tuple[TableConfig, TableInfo, Statements]] = {}
+        self.progress = progress  # told how far the echoes of a committed batch reach
+        self._echoed: dt.datetime | None = None
         if connect_now:
             self.reconnect()
 
@@ -128,7 +137,7 @@ class Applier:
         self._compare: dict[tuple[str, str, str], str] = {}
         self._sql = {
             name: self.dialect.render(name)
-            for name in ("inbox_insert", "conflict_insert", "outbox_delete")
+            for name in ("inbox_insert", "conflict_insert", "outbox_delete", "clock")
         }
         refs = [literal(self.dialect.table_ref(t.name).ref) for t in self.config.tables]
         self._sql["apply_begin"] = self.dialect.render("apply_begin", tables=refs)
@@ -206,9 +215,12 @@ class Applier:
         for attempt in range(1, LOCK_RETRIES + 1):
             try:
                 try:
-                    return self._run(events, savepoints=False)
+                    outcomes = self._run(events, savepoints=False)
                 except _Retry:
-                    return self._run(events, savepoints=True)
+                    outcomes = self._run(events, savepoints=True)
+                if self.progress is not None:
+                    self.progress.passed(self._echoed)  # committed
+                return outcomes
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 # an application's transaction locked rows of this batch in the opposite
                 # order: PostgreSQL rolled one of the two back, here this batch; run it again
@@ -225,8 +237,18 @@ class Applier:
                 raise DatabaseError(f"database connection lost while applying: {exc}") from exc
         raise DatabaseError(f"batch rolled back {LOCK_RETRIES} times in a row: {last}")
 
+    def clock(self) -> dt.datetime:
+        """The database's clock (what outbox rows are stamped with)."""
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        row = self.conn.execute(self._sql["clock"]).fetchone()
+        assert row is not None
+        when: dt.datetime = row[0]
+        return when
+
     def _run(self, events: Sequence[Event], savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
+        self._echoed = None
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
             for event in events:
@@ -267,7 +289,9 @@ class Applier:
         }
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
-            _published_at, deleted, ts, origin, event_id = cur.fetchone()
+            published_at, deleted, ts, origin, event_id = cur.fetchone()
+            if published_at is not None and (self._echoed is None or published_at > self._echoed):
+                self._echoed = published_at
             if ts is not None and origin != event.origin:
                 self._echo_after_remote(cur, event, (ts, origin), deleted, event_id)
             return Outcome(ECHO)

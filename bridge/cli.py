@@ -308,7 +308,9 @@ def run(ctx: click.Context) -> None:
 @main.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Outbox backlog, applied and archived counts, conflicts, trigger drift."""
+    """Outbox backlog and the age of its oldest rows, applied and archived counts,
+    conflicts, how much was published again, trigger drift."""
+    from bridge import status as status_mod
     from bridge.dialects import for_url
 
     def go() -> None:
@@ -316,12 +318,12 @@ def status(ctx: click.Context) -> None:
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
             install.require_initialised(dialect, conn, cfg.site)
-            cur = conn.execute(dialect.render("status"))
-            row = cur.fetchone()
-            assert cur.description is not None
+            state = status_mod.read(dialect, conn)
             click.echo(f"site {cfg.site}")
-            for column, value in zip([d.name for d in cur.description], row or (), strict=False):
-                click.echo(f"  {column:16} {'-' if value is None else value}")
+            for name, value in state.lines():
+                click.echo(f"  {name:18} {value}")
+            for warning in state.warnings():
+                click.echo(f"  WARNING: {warning}")
             problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
             for t in cfg.tables:
                 click.echo(

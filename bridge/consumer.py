@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,9 +33,12 @@ from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_propertie
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
 from bridge.event import Event
+from bridge.progress import QueueProgress
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
+
+LOOK_EVERY = 2.0  # seconds between looks at the own queue while nothing is delivered
 
 
 class Handler(Protocol):
@@ -79,6 +83,7 @@ class Consumer:
         endpoints: Endpoints,
         stop: threading.Event,
         stats: Stats,
+        progress: QueueProgress | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
@@ -86,6 +91,7 @@ class Consumer:
         self.endpoints = endpoints
         self.stop = stop
         self.stats = stats
+        self.progress = progress  # this site's own queue: how far it has been taken
 
     def run(self) -> None:
         def on_error(exc: BaseException) -> None:
@@ -117,6 +123,8 @@ class Consumer:
 
             def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
                 pending.append(_Delivery(method.delivery_tag, props, body))
+                if self.progress is not None:
+                    self.progress.delivered()
 
             try:
                 tag = channel.basic_consume(self.queue, on_message)
@@ -126,6 +134,7 @@ class Consumer:
                     "and check the broker user's read permission"
                 ) from None
             log.info("site=%s consuming %s", self.config.site, self.queue)
+            next_look = time.monotonic() + LOOK_EVERY
             while not self.stop.is_set():
                 conn.process_data_events(time_limit=0.05 if pending else 0.5)
                 if pending and (
@@ -136,6 +145,9 @@ class Consumer:
                     # the batch's ack must cover exactly what was applied
                     batch, pending = pending, []
                     self._process(conn, channel, dead_letters, batch)
+                elif not pending and self.progress and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + LOOK_EVERY
+                    self._look(channel, self.progress)
             # stopping: end the deliveries, then finish all that was delivered, so that as
             # few messages as possible go back to the queue unacknowledged (RabbitMQ 3.10
             # returns those out of order); what arrives before the cancel is confirmed goes
@@ -151,6 +163,20 @@ class Consumer:
                     conn.close()
             except pika.exceptions.AMQPError:
                 pass
+
+    def _look(self, channel: Any, progress: QueueProgress) -> None:
+        """Nothing in hand: is the queue empty? (What lets the dispatcher see a message
+        lost from it at the end of the queue, where no later echo passes it.)"""
+        try:
+            at = progress.now()
+        except (BridgeError, psycopg.Error):
+            progress.queue_busy()  # the database is away: nothing to conclude
+            return
+        ready = channel.queue_declare(self.queue, passive=True).method.message_count
+        if ready:
+            progress.queue_busy()
+        else:
+            progress.queue_empty(at)
 
     @staticmethod
     def _more_waiting(conn: pika.BlockingConnection, pending: list[_Delivery]) -> bool:

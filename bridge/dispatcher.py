@@ -3,17 +3,24 @@
 It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY) and also polls every
 `poll_interval` as a safety net. Up to `max_in_flight` messages await their confirm at once;
 a row is marked published only after the broker confirmed it (the quorum queues have it on
-a majority of nodes). Rows whose echo has not come back after `republish_after` seconds, and
-rows of transactions that committed after a later row was read, are published (again) by a
-sweep; receivers drop duplicates through their inbox. A session advisory lock keeps a
-single dispatcher per site database.
+a majority of nodes). A sweep publishes what the in-order read left behind: rows of
+transactions that committed after a later row was read, and rows whose publish was not
+confirmed (refused, or the connection was lost first: a new session reads the outbox from
+its start). A confirmed row is published again only on evidence that this site's own queue
+lost it: its consumer has taken every message confirmed after it and the row's echo never
+came (bridge/progress.py). A slow queue is no such evidence: republishing into it would only
+lengthen every queue. Receivers drop duplicates through their inbox. A session advisory
+lock keeps a single dispatcher per site database. What was sent, confirmed and sent again
+is added to `bridge_meta` (`dispatcher`) for `bridge status`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +42,13 @@ from bridge.broker import (
 )
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, BrokerLoginError, DatabaseError, one_line
+from bridge.progress import QueueProgress
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
 
 TICK = 0.1  # seconds between checks of the stop flag and the timers
+COUNTS_EVERY = 10.0  # seconds between additions to the counters in bridge_meta
 
 
 def message(row: tuple[Any, ...], user: str) -> tuple[bytes, pika.BasicProperties]:
@@ -58,12 +67,14 @@ class Dispatcher:
         endpoints: Endpoints,
         stop: threading.Event,
         stats: Stats,
+        progress: QueueProgress | None = None,
     ) -> None:
         self.config = config
         self.dialect = dialect
         self.endpoints = endpoints
         self.stop = stop
         self.stats = stats
+        self.progress = progress  # how far the own queue was taken: None never republishes
 
     def run(self) -> None:
         """Publish until stop is set, reconnecting to the database and broker as needed."""
@@ -103,6 +114,7 @@ class _Session:
                 "outbox_mark_published",
                 "outbox_listen",
                 "dispatcher_lease",
+                "meta_add",
             )
         }
         self.db: Any = None
@@ -124,6 +136,8 @@ class _Session:
         self.last_poll = 0.0
         self.last_sweep = time.monotonic()
         self.close_deadline = 0.0
+        self.counts: Counter[str] = Counter()  # not yet added to bridge_meta
+        self.last_count = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------
     def run(self) -> None:
@@ -253,6 +267,7 @@ class _Session:
         if self.closing:
             self._mark_confirmed()
             if not self.in_flight or now > self.close_deadline:
+                self._save_counts()
                 self._close()
             return
         if self.in_flight:
@@ -267,6 +282,16 @@ class _Session:
         if now - self.last_sweep >= min(self.cfg.poll_interval, self.cfg.republish_after):
             self.last_sweep = now
             self._sweep()
+        if now - self.last_count >= COUNTS_EVERY:
+            self.last_count = now
+            self._save_counts()
+
+    def _save_counts(self) -> None:
+        if self.counts:
+            counts, self.counts = self.counts, Counter()
+            self.db.execute(
+                self.sql["meta_add"], {"key": "dispatcher", "counts": json.dumps(counts)}
+            )
 
     # -- publishing --------------------------------------------------------------------
     def _room(self) -> int:
@@ -297,22 +322,35 @@ class _Session:
         self.unmarked = {
             s: at for s, at in self.unmarked.items() if now - at < self.cfg.republish_after
         }
+        passed = self.o.progress.upto() if self.o.progress is not None else None
         rows = self.db.execute(
             self.sql["outbox_fetch_stragglers"],
             {
                 "upto": self.cursor,
                 "in_flight": [s.seq for s in self.in_flight.values()] + list(self.unmarked),
-                "republish_after": self.cfg.republish_after,
+                "passed": passed,
                 "limit": room,
             },
         ).fetchall()
-        if rows:
-            log.info(
-                "site=%s dispatcher republishing %d row(s) without echo", self.cfg.site, len(rows)
+        again = sum(1 for row in rows if row[-1])
+        if again:
+            log.warning(
+                "site=%s dispatcher publishing again %d row(s) the own queue lost: its "
+                "consumer took every message confirmed after them, their echo never came",
+                self.cfg.site,
+                again,
             )
-            self.o.stats.add("republished", len(rows))
+            self.o.stats.add("republished", again)
+            self.counts["republished"] += again
+        if len(rows) > again:
+            log.info(
+                "site=%s dispatcher publishing %d row(s) left behind (committed late, or "
+                "not confirmed)",
+                self.cfg.site,
+                len(rows) - again,
+            )
         for row in rows:
-            self._publish(row)
+            self._publish(row[:-1])
 
     def _publish(self, row: tuple[Any, ...]) -> None:
         seq, event_id, _created_at, origin = row[:4]
@@ -323,6 +361,7 @@ class _Session:
             )
         body, props = message(row, self.o.endpoints.user)
         self.channel.basic_publish(EVENTS_EXCHANGE, "", body, props, mandatory=True)
+        self.counts["sent"] += 1
         self.next_tag += 1
         self.in_flight[self.next_tag] = _Sent(seq, event_id, time.monotonic())
         failpoints.hit("dispatch.published")
@@ -367,3 +406,4 @@ class _Session:
         self.unmarked.update((s, now) for s in seqs if s not in marked)
         failpoints.hit("dispatch.marked")
         self.o.stats.add("published", len(seqs))
+        self.counts["confirmed"] += len(seqs)

@@ -30,6 +30,7 @@ from bridge.consumer import Consumer
 from bridge.dialects import for_url
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError
+from bridge.progress import QueueProgress
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,14 @@ class Bridge:
 
     def start(self) -> None:
         self.check()
+        applier = Applier(self.config, self.dialect, connect_now=False)
+        # how far the consumer has taken the own queue: what the dispatcher republishes on
+        applier.progress = progress = QueueProgress(applier.clock)
         parts: list[tuple[str, Callable[[], None]]] = [
             (
                 "dispatcher",
                 Dispatcher(
-                    self.config, self.dialect, self.endpoints, self.stop_event, self.stats
+                    self.config, self.dialect, self.endpoints, self.stop_event, self.stats, progress
                 ).run,
             ),
             (
@@ -76,10 +80,11 @@ class Bridge:
                 Consumer(
                     self.config,
                     self.config.queue,
-                    Applier(self.config, self.dialect, connect_now=False),
+                    applier,
                     self.endpoints,
                     self.stop_event,
                     self.stats,
+                    progress,
                 ).run,
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),

@@ -430,4 +430,22 @@ def settle(cfgs: list[Config], rows: int | None, events: int, timeout: float = 3
         f"{events} events archived",
         interval=0.5,
     )
+    wait_for(
+        lambda: not unreceived(cfgs, archive),
+        timeout,
+        "every archived event received by every other site",
+        interval=0.5,
+    )
     wait_for(lambda: converged(cfgs), 60, "identical rows everywhere", interval=0.5)
+
+
+def unreceived(cfgs: list[Config], archive: Config) -> dict[str, int]:
+    """Per site, the other sites' archived events not in its inbox (yet)."""
+    origins = dict(sql(db_of(archive), "SELECT event_id::text, origin FROM bridge_archive"))
+    missing = {}
+    for c in cfgs:
+        inbox = {e for (e,) in sql(db_of(c), "SELECT event_id::text FROM bridge_inbox")}
+        n = sum(1 for e, o in origins.items() if o != c.site and e not in inbox)
+        if n:
+            missing[c.site] = n
+    return missing

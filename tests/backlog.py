@@ -1,0 +1,171 @@
+"""The backlog scenario of issue 12, shared by tests/faults/test_backlog.py (100,000 events)
+and bench/backlog.py (1,000,000): two sites' applications write many events in large
+transactions while the third site's bridge is stopped; the two must converge with each
+other, with about one message published per event; then the third comes back and catches
+up; `bridge verify` is the judge.
+
+Before issue 12, a site republished every row whose echo had not come back within a minute:
+with 100,000 events that was more than a million messages per queue, and two sites had not
+converged after 15 minutes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import psycopg
+
+from bridge import verify
+from bridge.config import Config
+from bridge.dialects import for_url
+from bridge.status import read as read_status
+from tests.conftest import AMQP_ADMIN, db_of, sql, wait_for
+from tests.faults.harness import BridgeProcess, processes
+
+
+@dataclass
+class BacklogResult:
+    events: int  # captured, all sites
+    written_seconds: float
+    converge_seconds: float  # from the last commit to the two writing sites equal
+    catch_up_seconds: float  # from the third site's start to every site equal
+    sent: dict[str, int]  # messages published per site (bridge_meta 'dispatcher')
+    republished: dict[str, int]
+    peak_depth: dict[str, int]  # the most messages each queue held at once
+    captured: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        total = sum(self.sent.values())
+        return [
+            f"events captured {self.events} ({self.captured}) in {self.written_seconds:.1f}s",
+            f"messages published {total} = {total / self.events:.4f} per event "
+            f"(per site {self.sent}), published again {self.republished}",
+            f"queue depth at its peak {self.peak_depth}",
+            f"the two writing sites equal {self.converge_seconds:.1f}s after the last commit",
+            f"the returning site caught up in {self.catch_up_seconds:.1f}s "
+            f"({self.events / self.catch_up_seconds:.0f} events/s)",
+        ]
+
+
+class DepthWatch(threading.Thread):
+    """Reads every queue's depth once a second (passive declare) and keeps the peak."""
+
+    def __init__(self, queues: list[str], admin_url: str) -> None:
+        super().__init__(daemon=True)
+        self.queues = queues
+        self.admin_url = admin_url
+        self.peak = dict.fromkeys(queues, 0)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(self.admin_url))
+        try:
+            ch = conn.channel()
+            while not self.stop.wait(1.0):
+                for q in self.queues:
+                    n = ch.queue_declare(q, passive=True).method.message_count
+                    self.peak[q] = max(self.peak[q], n)
+        finally:
+            conn.close()
+
+
+def write(cfg: Config, events: int, per_tx: int) -> None:
+    """`events` new rows, `per_tx` per transaction, as fast as the database takes them."""
+    base = 10_000_000 * (1 + cfg.sites.index(cfg.site))
+    with psycopg.connect(cfg.database_url, autocommit=True) as conn:
+        for start in range(0, events, per_tx):
+            n = min(per_tx, events - start)
+            conn.execute(
+                "INSERT INTO orders (id, customer, amount, updated_at) "
+                "SELECT %s + i, %s, i, clock_timestamp() FROM generate_series(1, %s) AS i",
+                (base + start, cfg.site, n),
+            )
+
+
+def counters(cfg: Config) -> dict[str, int]:
+    dialect = for_url(cfg.database_url)
+    with dialect.connect(cfg.database_url) as conn:
+        return read_status(dialect, conn).dispatcher
+
+
+def equal(a: Config, b: Config) -> bool:
+    query = "SELECT count(*), sum(hashtext(id::text || customer)) FROM orders"
+    return sql(db_of(a), query) == sql(db_of(b), query)
+
+
+def outbox_empty(cfg: Config) -> bool:
+    return sql(db_of(cfg), "SELECT count(*) FROM bridge_outbox")[0][0] == 0
+
+
+def run(
+    cfgs: list[Config],
+    logdir: Path,
+    events_per_site: int,
+    per_tx: int = 250,
+    timeout: float = 1800,
+    progress: Callable[[str], Any] = print,
+    admin_url: str = AMQP_ADMIN,
+) -> BacklogResult:
+    """PARIS and MADRID write while LONDON's bridge is stopped; then LONDON comes back."""
+    by_site = {c.site: c for c in cfgs}
+    paris, london, madrid = by_site["PARIS"], by_site["LONDON"], by_site["MADRID"]
+    queues = [c.queue for c in cfgs] + [paris.archive_queue]
+    watch = DepthWatch(queues, admin_url)
+    watch.start()
+    try:
+        with processes([paris, madrid], logdir) as procs:
+            started = time.monotonic()
+            threads = [
+                threading.Thread(target=write, args=(c, events_per_site, per_tx))
+                for c in (paris, madrid)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            written = time.monotonic() - started
+            progress(f"{2 * events_per_site} events written in {written:.1f}s")
+            wait_for(
+                lambda: equal(paris, madrid) and outbox_empty(paris) and outbox_empty(madrid),
+                timeout,
+                "PARIS and MADRID equal, every echo back",
+                interval=1,
+            )
+            converged = time.monotonic() - started - written
+            progress(f"PARIS and MADRID equal after {converged:.1f}s")
+            procs["LONDON"] = london_proc = BridgeProcess(london, logdir)
+            back = time.monotonic()
+            london_proc.start()
+            london_proc.wait_ready()
+            wait_for(
+                lambda: equal(london, paris) and equal(london, madrid),
+                timeout,
+                "LONDON caught up",
+                interval=1,
+            )
+            caught_up = time.monotonic() - back
+            progress(f"LONDON caught up in {caught_up:.1f}s")
+            for proc in procs.values():  # a clean stop adds the last counts to bridge_meta
+                assert proc.terminate() == 0, proc.log_text()[-2000:]
+    finally:
+        watch.stop.set()
+        watch.join(10)
+    _, differing = verify.verify(paris, {c.site: c.database_url for c in (london, madrid)})
+    assert differing == [], f"sites differ on {differing}"
+    meta = {c.site: counters(c) for c in (paris, madrid)}
+    return BacklogResult(
+        events=2 * events_per_site,
+        written_seconds=written,
+        converge_seconds=converged,
+        catch_up_seconds=caught_up,
+        sent={s: m.get("sent", 0) for s, m in meta.items()},
+        republished={s: m.get("republished", 0) for s, m in meta.items()},
+        peak_depth=watch.peak,
+        captured={c.site: events_per_site for c in (paris, madrid)},
+    )
