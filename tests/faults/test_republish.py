@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import verify
+from bridge import status, verify
 from bridge.broker import EVENTS_EXCHANGE
+from bridge.dialects import for_url
 from tests.conftest import converged, db_of, outbox_empty, rows, running, sql, wait_for
 
 pytestmark = pytest.mark.faults
@@ -56,3 +57,11 @@ def test_messages_the_own_queue_lost_are_published_again(sites, fresh_topology, 
     assert LOST <= stats.get("republished", 0) <= 3 * LOST, stats
     _, differing = verify.verify(paris, {c.site: c.database_url for c in cfgs[1:]})
     assert differing == []
+    # what `bridge status` shows: the counters the dispatcher kept, and a warning (half of
+    # what was confirmed had to be published again)
+    dialect = for_url(paris.database_url)
+    with dialect.connect(paris.database_url) as conn:
+        state = status.read(dialect, conn)
+    assert state.dispatcher["republished"] == stats["republished"], state
+    assert state.dispatcher["sent"] >= state.dispatcher["confirmed"] >= LOST * 2, state
+    assert state.warnings() and "published again" in state.warnings()[0]
