@@ -289,7 +289,7 @@ class Applier:
         }
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
-            published_at, deleted, ts, origin, event_id = cur.fetchone()
+            published_at, deleted, ts, origin, event_id, _ = cur.fetchone()
             if published_at is not None and (self._echoed is None or published_at > self._echoed):
                 self._echoed = published_at
             if ts is not None and origin != event.origin:
@@ -308,7 +308,7 @@ class Applier:
         # statement, they were missed and an older remote change overwrote a newer local
         # one: the sites diverged with no conflict logged).
         cur.execute(stmts.claim, params)
-        fresh, present = cur.fetchone()
+        fresh, present, _ = cur.fetchone()
         if not fresh:
             return Outcome(DUPLICATE)
         while True:

@@ -18,13 +18,15 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bridge import verify
 from bridge.config import Config
 from tests.conftest import converged, db_of, env_of, sql, wait_for
+from tests.faults.tally import Tally, install_audit, tally
+
+__all__ = ["BridgeProcess", "Proxy", "Tally", "finish", "install_audit", "processes", "tally"]
 
 # -- bridges as processes ---------------------------------------------------------------
 
@@ -122,167 +124,7 @@ def processes(
                 p.kill()
 
 
-# -- audit of the writes a site's table receives ----------------------------------------
-
-AUDIT = """
-CREATE TABLE IF NOT EXISTS test_audit (
-    n        bigserial PRIMARY KEY,
-    applying boolean NOT NULL,
-    op       text    NOT NULL,
-    id       bigint  NOT NULL,
-    event_id uuid
-);
-CREATE OR REPLACE FUNCTION test_audit() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    applying boolean := coalesce(current_setting('bridge.applying', true), '') = 'on';
-BEGIN
-    -- in an apply, the event being applied is the last one recorded in the inbox (one
-    -- consumer per site; applied_at is clock_timestamp(), increasing)
-    INSERT INTO test_audit (applying, op, id, event_id)
-    VALUES (applying, TG_OP, CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
-            CASE WHEN applying THEN (SELECT event_id FROM bridge_inbox
-                                      ORDER BY applied_at DESC LIMIT 1) END);
-    RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS test_audit ON orders;
-CREATE TRIGGER test_audit AFTER INSERT OR UPDATE OR DELETE ON orders
-    FOR EACH ROW EXECUTE FUNCTION test_audit();
-"""
-
-
-def install_audit(cfgs: Iterable[Config]) -> None:
-    """Record every row write of `orders`, and whether bridge's apply made it (test only)."""
-    for c in cfgs:
-        sql(db_of(c), AUDIT)
-
-
-# -- the tally every fault test prints --------------------------------------------------
-
-NOT_APPLIED = "reason <> 'overwrote a concurrent local change'"
-
-
-@dataclass
-class SiteTally:
-    """What one site did with the other sites' events, from its database alone."""
-
-    inbox: int  # foreign events recorded as received
-    applied: int  # events that wrote their row (the audit names the event of each write)
-    apply_writes: int  # row writes made by bridge's apply
-    logged: int  # events that lost: not applied, logged in bridge_conflicts
-    superseded: int  # not applied: a later change of the row by the same origin came first
-    absent_deletes: int  # remote deletes of a row not there: nothing to write
-    unexplained: list[str]  # received, not applied, and none of the above: silently lost
-    conflicts: int  # every bridge_conflicts row
-    duplicates: int  # redeliveries skipped (from the logs: a kill -9 may cut a line)
-    missing: int  # events of other sites never received here
-    rows: int
-
-    @property
-    def applied_twice(self) -> int:
-        """Row writes beyond one per event applied."""
-        return self.apply_writes - self.applied
-
-
-@dataclass
-class Tally:
-    written: int  # events the applications' writes produced (test's own count)
-    archived: int
-    sites: dict[str, SiteTally] = field(default_factory=dict)
-
-    @property
-    def lost(self) -> int:
-        return (
-            max(0, self.written - self.archived)
-            + sum(s.missing for s in self.sites.values())
-            + sum(len(s.unexplained) for s in self.sites.values())
-        )
-
-    @property
-    def applied_twice(self) -> int:
-        return sum(s.applied_twice for s in self.sites.values())
-
-    def line(self) -> str:
-        per = "; ".join(
-            f"{site}: applied {s.applied}, duplicates skipped {s.duplicates}, superseded "
-            f"{s.superseded}, conflicts {s.conflicts}, rows {s.rows}"
-            for site, s in self.sites.items()
-        )
-        return (
-            f"events written {self.written}, archived {self.archived}; {per}; "
-            f"lost {self.lost}, applied twice {self.applied_twice}"
-        )
-
-    def check(self) -> None:
-        """Nothing lost (every event archived, received everywhere, and applied there or
-        accounted for), nothing applied twice."""
-        for site, s in self.sites.items():
-            assert s.unexplained == [], f"{site} dropped events silently: {s.unexplained[:5]}"
-        assert self.lost == 0, self.line()
-        assert self.applied_twice == 0, self.line()
-
-
-def tally(
-    cfgs: list[Config],
-    written: int,
-    procs: Mapping[str, BridgeProcess],
-    archive: Config | None = None,
-) -> Tally:
-    """Account for every event at every site; `archive` defaults to the archive site."""
-    archive = archive or next(c for c in cfgs if c.is_archive)
-    events = {
-        e: (key, ts, origin, op)
-        for e, key, ts, origin, op in sql(
-            db_of(archive),
-            "SELECT event_id::text, event #>> '{data,key}', ts, origin, event #>> '{data,op}' "
-            "FROM bridge_archive",
-        )
-    }
-    t = Tally(written=written, archived=len(events))
-    for c in cfgs:
-        t.sites[c.site] = _site_tally(c, events, procs.get(c.site))
-    return t
-
-
-def _site_tally(
-    cfg: Config, events: dict[str, tuple[Any, ...]], proc: BridgeProcess | None
-) -> SiteTally:
-    db = db_of(cfg)
-    arrived = dict(sql(db, "SELECT event_id::text, applied_at FROM bridge_inbox"))
-    writes = [e for (e,) in sql(db, "SELECT event_id::text FROM test_audit WHERE applying")]
-    lost = f"SELECT event_id::text FROM bridge_conflicts WHERE {NOT_APPLIED}"
-    logged = {e for (e,) in sql(db, lost)}
-    foreign = {e: v for e, v in events.items() if v[2] != cfg.site}
-    # per (key, origin): when each change of that writer arrived here, and its stamp
-    seen: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
-    for e, (key, ts, origin, _op) in foreign.items():
-        if e in arrived:
-            seen.setdefault((key, origin), []).append((arrived[e], ts))
-    applied = set(writes)
-    superseded = absent_deletes = 0
-    unexplained = []
-    for e, (key, ts, origin, op) in foreign.items():
-        if e not in arrived or e in applied or e in logged:
-            continue
-        if any(t > ts and at < arrived[e] for at, t in seen[(key, origin)]):
-            superseded += 1
-        elif op == "delete":
-            absent_deletes += 1
-        else:
-            unexplained.append(f"{e} {op} key {key} from {origin} at {ts}")
-    return SiteTally(
-        inbox=len(arrived),
-        applied=len(applied),
-        apply_writes=len(writes),
-        logged=len(logged),
-        superseded=superseded,
-        absent_deletes=absent_deletes,
-        unexplained=unexplained,
-        conflicts=sql(db, "SELECT count(*) FROM bridge_conflicts")[0][0],
-        duplicates=proc.duplicates_skipped() if proc else 0,
-        missing=len(set(foreign) - set(arrived)),
-        rows=sql(db, "SELECT count(*) FROM orders")[0][0],
-    )
-
+# -- the tally: tests/faults/tally.py -----------------------------------------------------
 
 # -- a site's own road to the broker, that the test can cut -----------------------------
 

@@ -18,7 +18,7 @@ import pytest
 from bridge import verify
 from bridge.config import Config
 from tests.conftest import db_of, make_config, sql, wait_for
-from tests.faults.harness import Proxy, install_audit, processes, settle, tally
+from tests.faults.harness import Proxy, count, install_audit, processes, settle, tally
 
 pytestmark = pytest.mark.faults
 
@@ -62,6 +62,11 @@ class RandomWriter(threading.Thread):
                 self.stop.wait(self.pace)
 
 
+def unpublished(cfg: Config) -> int:
+    n: int = sql(db_of(cfg), "SELECT count(*) FROM bridge_outbox WHERE published_at IS NULL")[0][0]
+    return n
+
+
 def lww_expected(archive: Config) -> dict[int, str]:
     """key -> customer of the change with the greatest (timestamp, origin); deleted keys
     are absent."""
@@ -98,12 +103,21 @@ def test_randomized_run_with_partitions_converges_to_last_writer_wins(sites, tmp
                 proxy = proxies[victim.site]
                 before = {w.cfg.site: w.events for w in ws}
                 getattr(proxy, mode)()
+                # the partition took effect: the victim's changes stop going out...
+                wait_for(
+                    lambda v=victim: unpublished(v) >= 20,
+                    60,
+                    f"{victim.site}'s changes held in its outbox ({mode})",
+                )
+                received = count(victim, "bridge_inbox")
                 # long enough for conflicting writes on both sides of the partition
                 wait_for(
                     lambda b=before: all(w.events >= b[w.cfg.site] + 250 for w in ws),
                     120,
                     f"writes while {victim.site} is partitioned ({mode})",
                 )
+                # ... and the others' do not come in
+                assert count(victim, "bridge_inbox") == received, f"{mode} let events through"
                 proxy.heal()
                 partitions.append(f"{victim.site}:{mode}")
             for w in ws:
