@@ -6,7 +6,8 @@ WITH inbox AS (
     SELECT 1 FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
 )
 SELECT EXISTS (SELECT 1 FROM inbox) AS fresh,
-       EXISTS (SELECT 1 FROM locked) AS present;
+       EXISTS (SELECT 1 FROM locked) AS present,
+       set_config('bridge.event', %(id)s::text, true) AS event;
 
 WITH locked AS (
     SELECT 1 FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
