@@ -22,18 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    ARCHIVE_SITE,
     Broker,
     drop_db,
     header,
     log,
     md_header,
     parser,
+    site_configs,
     table,
     write_results,
 )
 from tests import backlog
-from tests.conftest import SITES, create_site_db, make_config, setup_site
 
 NAME = "backlog"
 
@@ -54,13 +53,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         broker,
         {"events": args.events, "rows_per_tx": args.per_tx, "writing": "PARIS, MADRID"},
     )
-    cfgs = []
-    for site in SITES:
-        db = f"bench_backlog_{site.lower()}"
-        create_site_db(db)
-        cfg = make_config(site, db, amqp_url=broker.site_url(site), archive_site=ARCHIVE_SITE)
-        setup_site(cfg)
-        cfgs.append(cfg)
+    cfgs = site_configs(broker, "bench_backlog")
     logdir = Path(tempfile.mkdtemp(prefix="bridge-backlog-"))
     started = time.perf_counter()
     try:

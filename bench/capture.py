@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         ),
     }
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    write_results(NAME, result, markdown(result))
+    # one result file per number of client connections: capture.md (1), capture_clients8.md
+    write_results(NAME if clients == 1 else f"{NAME}_clients{clients}", result, markdown(result))
     return result
 
 

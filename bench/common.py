@@ -33,7 +33,8 @@ import psycopg
 
 from bridge import topology
 from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
-from tests.conftest import ROOT, SITES, pg_url, sql
+from bridge.config import Config
+from tests.conftest import ROOT, SITES, create_site_db, make_config, pg_url, setup_site, sql
 
 # The administrator of the project's local cluster (scripts/cluster, .env.sample defaults);
 # the benchmark puts its own vhost in the path.
@@ -208,6 +209,19 @@ def _can_connect(url: str) -> bool:
 
 
 # -- databases ------------------------------------------------------------------------------
+
+
+def site_configs(broker: Broker, prefix: str) -> list[Config]:
+    """One fresh site database per site (`<prefix>_<site>`, `orders`, bridge initialised
+    and capturing), configured for the benchmark's vhost; PARIS archives."""
+    cfgs = []
+    for site in SITES:
+        db = f"{prefix}_{site.lower()}"
+        create_site_db(db)
+        cfg = make_config(site, db, amqp_url=broker.site_url(site), archive_site=ARCHIVE_SITE)
+        setup_site(cfg)
+        cfgs.append(cfg)
+    return cfgs
 
 
 def drop_db(db: str) -> None:

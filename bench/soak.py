@@ -29,7 +29,6 @@ from typing import Any
 import psycopg
 
 from bench.common import (
-    ARCHIVE_SITE,
     Broker,
     drop_db,
     fmt,
@@ -38,12 +37,13 @@ from bench.common import (
     md_header,
     parser,
     percentile,
+    site_configs,
     table,
     write_results,
 )
 from bridge import verify
 from bridge.config import Config
-from tests.conftest import ROOT, SITES, create_site_db, make_config, setup_site, sql
+from tests.conftest import ROOT, SITES, sql
 from tests.faults.harness import BridgeProcess, install_audit, settle, tally
 
 NAME = "soak"
@@ -142,13 +142,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     result = header(NAME, args.quick, broker, params)
     started = time.perf_counter()
-    cfgs = []
-    for site in SITES:
-        db = f"bench_soak_{site.lower()}"
-        create_site_db(db)
-        cfg = make_config(site, db, amqp_url=broker.site_url(site), archive_site=ARCHIVE_SITE)
-        setup_site(cfg)
-        cfgs.append(cfg)
+    cfgs = site_configs(broker, "bench_soak")
     install_audit(cfgs)
     logdir = Path(tempfile.mkdtemp(prefix="bridge-soak-"))
     procs = {c.site: BridgeProcess(c, logdir, heartbeat=10) for c in cfgs}

@@ -27,12 +27,21 @@ def cluster(*args: str) -> str:
 
 class Writer(threading.Thread):
     """A legacy application: single-row transactions at one site, ids from a range; every
-    `op_every`-th row is updated once after its insert. `events` counts the changes made
-    (each is one event to propagate)."""
+    `op_every`-th row is updated once after its insert, every `delete_every`-th deleted.
+    `events` counts the changes made (each is one event to propagate), `written` the rows
+    that stay."""
 
-    def __init__(self, cfg: Config, ids: range, op_every: int = 5, pace: float = 0.005) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        ids: range,
+        op_every: int = 5,
+        pace: float = 0.005,
+        delete_every: int = 7,
+    ) -> None:
         super().__init__(daemon=True)
         self.cfg, self.ids, self.op_every, self.pace = cfg, ids, op_every, pace
+        self.delete_every = delete_every
         self.stop = threading.Event()
         self.written: list[int] = []
         self.events = 0
@@ -64,7 +73,12 @@ class Writer(threading.Thread):
                 ):
                     return
                 self.events += 1
-            self.written.append(i)
+            if i % self.delete_every == 0:
+                if not self._until_done(db, "DELETE FROM orders WHERE id = %s", i):
+                    return
+                self.events += 1
+            else:
+                self.written.append(i)
             self.stop.wait(self.pace)
 
     def _until_done(self, db: str, query: str, *params: object) -> bool:

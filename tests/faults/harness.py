@@ -21,12 +21,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pika
+
 from bridge import verify
 from bridge.config import Config
-from tests.conftest import converged, db_of, env_of, sql, wait_for
+from tests.conftest import AMQP_ADMIN, converged, db_of, env_of, sql, wait_for
 from tests.faults.tally import Tally, install_audit, tally
 
-__all__ = ["BridgeProcess", "Proxy", "Tally", "finish", "install_audit", "processes", "tally"]
+__all__ = [
+    "BridgeProcess",
+    "Proxy",
+    "Tally",
+    "count",
+    "depth",
+    "finish",
+    "install_audit",
+    "processes",
+    "tally",
+]
 
 # -- bridges as processes ---------------------------------------------------------------
 
@@ -241,6 +253,16 @@ def finish(
     _, differing = verify.verify(cfgs[0], {c.site: c.database_url for c in cfgs[1:]})
     assert differing == []
     return t
+
+
+def depth(queue: str) -> int:
+    """Messages ready in a queue (the tests' vhost), as the broker counts them."""
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
+    try:
+        n: int = conn.channel().queue_declare(queue, passive=True).method.message_count
+        return n
+    finally:
+        conn.close()
 
 
 def count(cfg: Config, table: str = "orders") -> int:

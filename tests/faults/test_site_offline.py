@@ -5,26 +5,16 @@ another order), and every site converges."""
 
 from __future__ import annotations
 
-import pika
 import pytest
 
 from bridge import verify
-from tests.conftest import AMQP_ADMIN, db_of, sql, wait_for
+from tests.conftest import db_of, sql, wait_for
 from tests.faults.conftest import writers
-from tests.faults.harness import count, install_audit, processes, settle, tally
+from tests.faults.harness import count, depth, install_audit, processes, settle, tally
 
 pytestmark = pytest.mark.faults
 
 BACKLOG = 5000  # messages waiting in the offline site's queue before it comes back
-
-
-def depth(queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
-    try:
-        n: int = conn.channel().queue_declare(queue, passive=True).method.message_count
-        return n
-    finally:
-        conn.close()
 
 
 def inversions(cfg, archive, origin: str, since, skip: int) -> int:

@@ -14,18 +14,10 @@ from bridge.apply import APPLIED, Applier
 from bridge.dialects import for_url
 from bridge.event import from_dict
 from tests.conftest import AMQP_ADMIN, converged, db_of, outbox_empty, running, sql, wait_for
+from tests.faults.harness import depth
 from tests.faults.tally import install_audit, tally
 
 pytestmark = pytest.mark.faults
-
-
-def depth(queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
-    try:
-        n: int = conn.channel().queue_declare(queue, passive=True).method.message_count
-        return n
-    finally:
-        conn.close()
 
 
 def steal_first(queue: str) -> str:
