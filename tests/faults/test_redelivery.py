@@ -11,12 +11,11 @@ import pytest
 from bridge.broker import EVENTS_EXCHANGE
 from tests.conftest import AMQP_ADMIN, amqp_url_for, db_of, sql, wait_for
 from tests.faults.conftest import writers
-from tests.faults.harness import install_audit, processes, settle, tally
-from tests.faults.test_site_offline import depth
+from tests.faults.harness import depth, install_audit, processes, settle, tally
 
 pytestmark = pytest.mark.faults
 
-PER_SITE = 150  # rows written at PARIS and LONDON (each 5th updated once: 180 events)
+PER_SITE = 150  # rows written at PARIS and LONDON (each 5th updated, each 7th deleted)
 
 
 def requeue_rounds(queue: str, rounds: int) -> int:
@@ -93,7 +92,7 @@ def test_redeliveries_and_duplicates_are_applied_once(sites, tmp_path):
         wait_for(lambda: not p.alive(), 120, "MADRID killed between commit and ack")
         first_batch = sql(db_of(madrid), "SELECT count(*) FROM bridge_inbox")[0][0]
         p.start()
-        settle(cfgs, 2 * PER_SITE, events)
+        settle(cfgs, sum(len(w.written) for w in ws), events)
         # the second copies sit behind the first ones: wait until MADRID has skipped them all
         wait_for(
             lambda: p.duplicates_skipped() >= twice + first_batch,
