@@ -85,6 +85,15 @@ def sql(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return cur.fetchall() if cur.description else []
 
 
+def truncate(db: str, tables: str) -> None:
+    """TRUNCATE `tables` (SQL, e.g. "orders, bridge_outbox RESTART IDENTITY") even where
+    bridge captures them: a capture trigger refuses a TRUNCATE unless the transaction is
+    marked as bridge's own, as here (docs/operations.md, "TRUNCATE")."""
+    with psycopg.connect(pg_url(db), autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL bridge.applying = 'on'")
+        conn.execute(f"TRUNCATE {tables}")
+
+
 @pytest.fixture(scope="session")
 def broker_users() -> None:
     """The tests' vhost and least-privilege broker users for the test sites (idempotent)."""

@@ -7,6 +7,12 @@ BEGIN
     IF current_setting('bridge.applying', true) = 'on' THEN
         RETURN NULL;
     END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'TRUNCATE of %.% refused: bridge syncs this table row by row and cannot send a TRUNCATE (the other sites would keep their rows)',
+                        TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'to empty the table at every site, DELETE its rows (each delete is sent); to empty it at this site only, see "TRUNCATE" in bridge''s docs/operations.md';
+    END IF;
     -- Values are written with fixed settings (_settings). Only when the session's differ
     -- (rarely): set for the statements below, then given back. (A SET clause on the
     -- function would do it on every call, measured 0.15 ms a statement.)
@@ -82,6 +88,12 @@ DECLARE
 BEGIN
     IF current_setting('bridge.applying', true) = 'on' THEN
         RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'TRUNCATE of %.% refused: bridge syncs this table row by row and cannot send a TRUNCATE (the other sites would keep their rows)',
+                        TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'to empty the table at every site, DELETE its rows (each delete is sent); to empty it at this site only, see "TRUNCATE" in bridge''s docs/operations.md';
     END IF;
     -- Values are written with fixed settings (_settings). Only when the session's differ
     -- (rarely): set for the statements below, then given back. (A SET clause on the
@@ -165,6 +177,11 @@ DROP TRIGGER IF EXISTS bridge_capture_delete ON "orders";
 
 CREATE TRIGGER bridge_capture_delete AFTER DELETE ON "orders"
     REFERENCING OLD TABLE AS bridge_old
+    FOR EACH STATEMENT EXECUTE FUNCTION "bridge_capture_orders"();
+
+DROP TRIGGER IF EXISTS bridge_capture_truncate ON "orders";
+
+CREATE TRIGGER bridge_capture_truncate BEFORE TRUNCATE ON "orders"
     FOR EACH STATEMENT EXECUTE FUNCTION "bridge_capture_orders"();
 
 CREATE OR REPLACE FUNCTION bridge_capture_after_alter() RETURNS event_trigger
