@@ -184,19 +184,34 @@ def setup_site(cfg: config_mod.Config) -> None:
         )
 
 
+SiteMaker = Callable[..., dict[str, config_mod.Config]]
+
+
 @pytest.fixture
-def sites(fresh_topology: Any, request: pytest.FixtureRequest) -> dict[str, config_mod.Config]:
+def make_sites(fresh_topology: Any, request: pytest.FixtureRequest) -> SiteMaker:
+    """`make_sites(ddl, **config)`: three site databases created with `ddl`, bridge
+    initialised and capturing the configured `tables`, keyed PARIS, LONDON, MADRID (the
+    configs carry the real site names); `config` overrides make_config's keys."""
+
+    def make(ddl: str = ORDERS_DDL, **over: Any) -> dict[str, config_mod.Config]:
+        prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
+        configs = {}
+        for name, site in zip(NAMES, SITES, strict=True):
+            db = f"{prefix}_{name.lower()}"
+            create_site_db(db, ddl)
+            cfg = make_config(site, db, **over)
+            setup_site(cfg)
+            configs[name] = cfg
+        return configs
+
+    return make
+
+
+@pytest.fixture
+def sites(make_sites: SiteMaker) -> dict[str, config_mod.Config]:
     """Three site databases with an `orders` table, bridge initialised and capturing,
     keyed PARIS, LONDON, MADRID (the configs carry the real site names)."""
-    prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
-    configs = {}
-    for name, site in zip(NAMES, SITES, strict=True):
-        db = f"{prefix}_{name.lower()}"
-        create_site_db(db)
-        cfg = make_config(site, db)
-        setup_site(cfg)
-        configs[name] = cfg
-    return configs
+    return make_sites()
 
 
 @contextmanager
