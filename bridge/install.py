@@ -14,6 +14,7 @@ from typing import Any, Protocol, TextIO
 from bridge import __version__, identifiers
 from bridge.dialects.base import Dialect, TableInfo, literal
 from bridge.errors import DatabaseError, SchemaError, one_line
+from bridge.event import MAX_PAYLOAD_BYTES
 
 ALTERED_PREFIX = "bridge_altered_"  # the after-ALTER form of a capture function
 # What the capture stamps changes with. Tests render the capture with a clock of their own
@@ -60,7 +61,7 @@ class ConnectionSink:
 
 
 def init_statements(dialect: Dialect, site: str) -> list[str]:
-    return dialect.statements("init", site_literal=literal(site))
+    return dialect.statements("init", site_literal=literal(site), max_payload=MAX_PAYLOAD_BYTES)
 
 
 def trigger_statements(
