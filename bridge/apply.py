@@ -359,8 +359,7 @@ class Applier:
         written, if a local transaction got in the way: one that inserted the key committed
         first (the row exists), or one that this insert waited for changed the row's
         pending changes (it inserted and deleted the key: no row, new outbox rows)."""
-        cur.execute(self._write(event, params, new_row=True), params)
-        if cur.fetchone()[0] == 0:
+        if not self._insert_absent(cur, stmts, event, params):
             return False
         decided_ts, decided_origin = state.version if state.version else (None, None)
         cur.execute(
@@ -376,6 +375,27 @@ class Applier:
             return True
         cur.execute(stmts.undo, params)
         return False
+
+    def _insert_absent(
+        self, cur: Any, stmts: Statements, event: Event, params: dict[str, Any]
+    ) -> bool:
+        """Insert the absent row; False if a row of its key exists by now."""
+        statement = self._write(event, params, new_row=True)
+        if not self.tables[event.table][1].pk_deferrable:
+            cur.execute(statement, params)  # ON CONFLICT DO NOTHING: 0 rows if it exists
+            return bool(cur.fetchone()[0])
+        # A DEFERRABLE key is checked at the end of the statement, after waiting for a
+        # local transaction that inserted the key meanwhile: if it committed, the insert
+        # fails (in a savepoint, so the apply goes on) and the row is decided on again.
+        try:
+            with self.conn.transaction():
+                cur.execute(statement, params)
+                return bool(cur.fetchone()[0])
+        except psycopg.errors.UniqueViolation:
+            cur.execute(stmts.lock, params)
+            if cur.fetchone()[1]:
+                return False
+            raise  # another unique constraint: the row cannot be written here
 
     def _echo_after_remote(
         self, cur: Any, event: Event, remote: Version, deleted: bool, remote_id: str | None

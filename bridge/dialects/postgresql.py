@@ -159,4 +159,5 @@ class PostgresDialect(Dialect):
             non_pk=non_pk,
             identity_always=identity,
             generated=generated,
+            pk_deferrable=any(r["pk_deferrable"] for r in rows),
         )
