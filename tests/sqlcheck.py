@@ -236,6 +236,9 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "uninit":
             functions = [dialect.capture_function(i.table.name) for i in infos]
             out.append(Rendered(name, None, tuple(dialect.statements(name, functions=functions))))
+        elif name == "apply_constraints":
+            for deferred in (False, True):
+                out.append(Rendered(name, None, tuple(dialect.statements(name, deferred=deferred))))
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))
