@@ -282,11 +282,11 @@ class Applier:
         """Keep an event that references a row not here yet, or whose delete a row here
         still references: its savepoint was rolled back (it is not in the inbox), its
         message is acknowledged, and it is tried again after each batch (_retry_waiting).
-        Applied in the wrong order, a child never comes before its parent here: a parent
-        reaches a site after its child when the origin's dispatcher publishes the parent's
-        transaction late (it committed after a later one was read), when RabbitMQ
-        redelivers out of order, or when the child comes from another site. Logged as a
-        conflict instead, as before, the child was lost."""
+        Changes arrive in the order their site made them, so a parent usually comes
+        first; it comes after its child when the origin's dispatcher publishes the
+        parent's transaction late (it committed after a later one was read), when
+        RabbitMQ redelivers out of order, or when the child comes from another site.
+        (Logged as a conflict, as it was, the child was lost.)"""
         reason = f"waiting: {one_line(exc)}"
         log.log(
             logging.DEBUG if again else logging.WARNING,
