@@ -36,7 +36,7 @@ from bench.common import (
     table,
     write_results,
 )
-from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
+from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql, truncate
 
 NAME = "capture"
 PLAIN_DB, TRIG_DB = "bench_capture_plain", "bench_capture_trig"
@@ -69,7 +69,7 @@ def make_rows(n: int, first: int = 1) -> list[Row]:
 
 def reset(db: str) -> None:
     has_outbox = sql(db, "SELECT to_regclass('bridge_outbox') IS NOT NULL")[0][0]
-    sql(db, f"TRUNCATE {'orders, bridge_outbox' if has_outbox else 'orders'} RESTART IDENTITY")
+    truncate(db, f"{'orders, bridge_outbox' if has_outbox else 'orders'} RESTART IDENTITY")
 
 
 def _run_clients(db: str, work: Sequence[Sequence[Any]], single: bool) -> float:

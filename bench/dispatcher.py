@@ -55,7 +55,7 @@ from bridge.config import Config
 from bridge.dialects import for_url
 from bridge.dispatcher import Dispatcher, message
 from bridge.stats import Stats
-from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
+from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql, truncate
 
 NAME = "dispatcher"
 DB = "bench_dispatch_paris"
@@ -84,7 +84,7 @@ class Messages:
 
 def prefill(cfg: Config, n: int) -> Messages:
     """N unpublished outbox rows, and the messages the dispatcher will make of them."""
-    sql(DB, "TRUNCATE orders, bridge_outbox RESTART IDENTITY")
+    truncate(DB, "orders, bridge_outbox RESTART IDENTITY")
     sql(DB, PREFILL, n)
     sql(DB, "VACUUM ANALYZE bridge_outbox")
     dialect = for_url(cfg.database_url)

@@ -5,6 +5,8 @@ One transaction per batch, one savepoint per event. For a foreign event: record 
 the table's conflict policy, write the row, record its version (tombstone for a delete).
 The transaction is marked as bridge's own, so capture triggers do not capture it again.
 For our own event coming back: drop it from the outbox and keep its version.
+A foreign event that references a row not here yet (a child whose parent's insert has not
+arrived) waits in `bridge_waiting` and is tried again after each batch.
 
 Values go into the database as text that the column type's input parses (bridge/codec.py),
 in statements rendered per table and per set of columns an event carries: a site that has
@@ -27,25 +29,30 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from bridge import codec, failpoints
+from bridge import event as events
 from bridge.config import Config, TableConfig
 from bridge.dialects.base import Column, Dialect, TableInfo, close_quietly, literal
-from bridge.errors import DatabaseError, EventError, SchemaError
+from bridge.errors import DatabaseError, EventError, SchemaError, one_line
 from bridge.event import Event
 from bridge.progress import QueueProgress
 
 log = logging.getLogger(__name__)
 
-APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED = (
+APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED, WAITING = (
     "applied",
     "duplicate",
     "superseded",
     "conflict",
     "echo",
     "rejected",
+    "waiting",
 )
 Version = tuple[dt.datetime, str]
 LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
 MAX_CACHED_UPSERTS = 256  # statements per (table, columns carried): a handful in practice
+WAITING_PER_BATCH = 100  # waiting events tried again after each batch, oldest first
+# what the database raises for a row it refuses (a constraint, a value out of range)
+UNWRITABLE = (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError)
 REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
 CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
 
@@ -137,8 +144,18 @@ class Applier:
         self._compare: dict[tuple[str, str, str], str] = {}
         self._sql = {
             name: self.dialect.render(name)
-            for name in ("inbox_insert", "conflict_insert", "outbox_delete", "clock")
+            for name in (
+                "inbox_insert",
+                "conflict_insert",
+                "outbox_delete",
+                "waiting_put",
+                "waiting_fetch",
+                "waiting_done",
+                "clock",
+            )
         }
+        self._sql["immediate"] = self.dialect.render("apply_constraints", deferred=False)
+        self._sql["deferred"] = self.dialect.render("apply_constraints", deferred=True)
         refs = [literal(self.dialect.table_ref(t.name).ref) for t in self.config.tables]
         self._sql["apply_begin"] = self.dialect.render("apply_begin", tables=refs)
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -147,6 +164,7 @@ class Applier:
     def _begin(self, cur: Any) -> None:
         """Start an apply transaction; describe again each table whose columns changed
         since it was described (the first time: every table)."""
+        cur.execute(self._sql["immediate"])
         cur.execute(self._sql["apply_begin"])
         row = cur.fetchone()
         for table, fingerprint in zip(self.config.tables, row[-1], strict=True):
@@ -253,10 +271,13 @@ class Applier:
             self._begin(cur)
             for event in events:
                 outcomes.append(self._apply_guarded(cur, event, savepoints))
+            self._retry_waiting(cur)
             failpoints.hit("apply.statements")
         return outcomes
 
-    def _apply_guarded(self, cur: Any, event: Event, savepoint: bool) -> Outcome:
+    def _apply_guarded(
+        self, cur: Any, event: Event, savepoint: bool, waited: bool = False
+    ) -> Outcome:
         try:
             if not savepoint:
                 return self._apply_one(cur, event)
@@ -264,9 +285,11 @@ class Applier:
                 return self._apply_one(cur, event)
         except EventError as exc:  # raised before any statement of this event ran
             return Outcome(REJECTED, str(exc))
-        except (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError) as exc:
+        except UNWRITABLE as exc:
             if not savepoint:
                 raise _Retry() from exc
+            if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+                return self._wait(cur, event, exc, again=waited)
             # The row cannot be written here (a local constraint, a value out of range):
             # keep the event as a conflict so it is not retried forever, and go on.
             reason = f"cannot apply: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
@@ -277,6 +300,77 @@ class Applier:
                 cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
                 self._conflict(cur, event, reason, None, None)
             return Outcome(CONFLICT, reason)
+
+    def _wait(self, cur: Any, event: Event, exc: psycopg.Error, again: bool) -> Outcome:
+        """Keep an event that references a row not here yet, or whose delete a row here
+        still references: its savepoint was rolled back (it is not in the inbox), its
+        message is acknowledged, and it is tried again after each batch (_retry_waiting).
+        Changes arrive in the order their site made them, so a parent usually comes
+        first; it comes after its child when the origin's dispatcher publishes the
+        parent's transaction late (it committed after a later one was read), when
+        RabbitMQ redelivers out of order, or when the child comes from another site.
+        (Logged as a conflict, as it was, the child was lost.)"""
+        reason = f"waiting: {one_line(exc)}"
+        log.log(
+            logging.DEBUG if again else logging.WARNING,
+            "site=%s event=%s table=%s key=%s %s",
+            self.config.site,
+            event.id,
+            event.table,
+            event.key,
+            reason,
+        )
+        cur.execute(
+            self._sql["waiting_put"],
+            {
+                "id": event.id,
+                "origin": event.origin,
+                "body": codec.dumps(event.to_dict()),
+                "reason": reason,
+            },
+        )
+        return Outcome(WAITING, reason)
+
+    def _retry_waiting(self, cur: Any) -> None:
+        """Try the waiting events again, oldest first, each in a savepoint, as long as one
+        of them applies (one can be the parent of another); then, if several are left, all
+        of them together with the deferrable constraints deferred (rows that reference
+        each other). An event that applies, or is decided on otherwise (a conflict, a
+        duplicate), stops waiting."""
+        cur.execute(self._sql["waiting_fetch"], {"limit": WAITING_PER_BATCH})
+        waiting = [events.decode(body.encode()) for _, body in cur.fetchall()]
+        while waiting:
+            left = []
+            for event in waiting:
+                outcome = self._apply_guarded(cur, event, savepoint=True, waited=True)
+                if outcome.status in (WAITING, REJECTED):
+                    left.append(event)
+                else:
+                    self._waited(cur, event, outcome)
+            if len(left) == len(waiting):
+                break
+            waiting = left
+        if len(waiting) > 1:
+            try:
+                with self.conn.transaction():
+                    cur.execute(self._sql["deferred"])
+                    outcomes = [self._apply_one(cur, event) for event in waiting]
+                    cur.execute(self._sql["immediate"])  # checks them all, now
+            except (*UNWRITABLE, EventError):
+                return  # still waiting
+            for event, outcome in zip(waiting, outcomes, strict=True):
+                self._waited(cur, event, outcome)
+
+    def _waited(self, cur: Any, event: Event, outcome: Outcome) -> None:
+        cur.execute(self._sql["waiting_done"], {"id": event.id})
+        log.info(
+            "site=%s event=%s table=%s key=%s %s after waiting",
+            self.config.site,
+            event.id,
+            event.table,
+            event.key,
+            outcome.status,
+        )
 
     def _apply_one(self, cur: Any, event: Event) -> Outcome:
         version = {
@@ -383,8 +477,7 @@ class Applier:
         written, if a local transaction got in the way: one that inserted the key committed
         first (the row exists), or one that this insert waited for changed the row's
         pending changes (it inserted and deleted the key: no row, new outbox rows)."""
-        cur.execute(self._write(event, params, new_row=True), params)
-        if cur.fetchone()[0] == 0:
+        if not self._insert_absent(cur, stmts, event, params):
             return False
         decided_ts, decided_origin = state.version if state.version else (None, None)
         cur.execute(
@@ -400,6 +493,27 @@ class Applier:
             return True
         cur.execute(stmts.undo, params)
         return False
+
+    def _insert_absent(
+        self, cur: Any, stmts: Statements, event: Event, params: dict[str, Any]
+    ) -> bool:
+        """Insert the absent row; False if a row of its key exists by now."""
+        statement = self._write(event, params, new_row=True)
+        if not self.tables[event.table][1].pk_deferrable:
+            cur.execute(statement, params)  # ON CONFLICT DO NOTHING: 0 rows if it exists
+            return bool(cur.fetchone()[0])
+        # A DEFERRABLE key is checked at the end of the statement, after waiting for a
+        # local transaction that inserted the key meanwhile: if it committed, the insert
+        # fails (in a savepoint, so the apply goes on) and the row is decided on again.
+        try:
+            with self.conn.transaction():
+                cur.execute(statement, params)
+                return bool(cur.fetchone()[0])
+        except psycopg.errors.UniqueViolation:
+            cur.execute(stmts.lock, params)
+            if cur.fetchone()[1]:
+                return False
+            raise  # another unique constraint: the row cannot be written here
 
     def _echo_after_remote(
         self, cur: Any, event: Event, remote: Version, deleted: bool, remote_id: str | None

@@ -24,6 +24,10 @@ from bridge.errors import EventError
 
 OPS = ("insert", "update", "delete")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The most an event's `data` may take as JSON: the capture refuses a change whose row would
+# make a longer one (a message over MAX_MESSAGE_BYTES is dead-lettered by every receiver).
+# The rest of the message (id, timestamp, origin, type) takes less than 300 bytes.
+MAX_PAYLOAD_BYTES = MAX_MESSAGE_BYTES - 1024
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,15 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
-from bridge import __version__
+from bridge import __version__, identifiers
 from bridge.dialects.base import Dialect, TableInfo, literal
 from bridge.errors import DatabaseError, SchemaError, one_line
+from bridge.event import MAX_PAYLOAD_BYTES
 
 ALTERED_PREFIX = "bridge_altered_"  # the after-ALTER form of a capture function
+# What the capture stamps changes with. Tests render the capture with a clock of their own
+# (tests/integration/test_apply_property.py); bridge never does.
+CLOCK = "pg_catalog.clock_timestamp()"
 NO_EVENT_TRIGGER = (
     "not a superuser: installed without the event trigger that keeps the application's "
     "writes working after an ALTER TABLE that drops or renames a column (PostgreSQL lets "
@@ -57,12 +61,20 @@ class ConnectionSink:
 
 
 def init_statements(dialect: Dialect, site: str) -> list[str]:
-    return dialect.statements("init", site_literal=literal(site))
+    return dialect.statements("init", site_literal=literal(site), max_payload=MAX_PAYLOAD_BYTES)
 
 
-def trigger_statements(dialect: Dialect, info: TableInfo, event_trigger: bool = True) -> list[str]:
+def trigger_statements(
+    dialect: Dialect,
+    info: TableInfo,
+    event_trigger: bool = True,
+    bridge_schema: str = "public",
+    clock: str = CLOCK,
+) -> list[str]:
     """The capture function and triggers of a table; with `event_trigger` (needs a
-    superuser), the event trigger that keeps writes working after an ALTER TABLE."""
+    superuser), the event trigger that keeps writes working after an ALTER TABLE.
+    `bridge_schema`: where bridge's tables are (the capture names them with it, since it
+    runs under the application's search_path: `bridge_schema()`)."""
     return dialect.statements(
         "capture_install",
         table=info.table,
@@ -72,6 +84,8 @@ def trigger_statements(dialect: Dialect, info: TableInfo, event_trigger: bool = 
         version=__version__,
         columns_hash=info.columns_hash,
         event_trigger=event_trigger,
+        bridge=identifiers.quote(bridge_schema, dialect.sqlglot_name, "schema"),
+        clock=clock,
     )
 
 
@@ -116,12 +130,40 @@ def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
     return count
 
 
-def installed_site(dialect: Dialect, conn: Any) -> str | None:
-    """The site name recorded by `bridge init`, or None if bridge is not initialised."""
+def bridge_schema(dialect: Dialect, conn: Any) -> str:
+    """The schema of bridge's tables: where bridge's connection finds them, else (not
+    initialised yet) where `bridge init` creates them, the first schema of its search path.
+    SchemaError if bridge's tables exist only in schemas that search path does not reach
+    (bridge's connections do not take the role's or database's search_path: docs/
+    configuration.md, "Search path")."""
     with conn.cursor() as cur:
-        cur.execute(dialect.render("introspect_table"), {"table": "bridge_meta"})
-        row = cur.fetchone()
-        if not row or not row[0]:
+        cur.execute(dialect.render("bridge_schema"))
+        found, default, elsewhere = cur.fetchone()
+    if found is None and elsewhere:
+        raise SchemaError(
+            f"bridge's tables are in schema {', '.join(elsewhere)}, which bridge's search "
+            f"path ({default or 'no schema'} first) does not reach: add "
+            f'?search_path={elsewhere[0]} to database_url (see "Search path" in '
+            "docs/configuration.md)"
+        )
+    if found is None and default is None:
+        raise SchemaError(
+            "no schema of bridge's search path exists in this database: create one, or "
+            'name one with ?search_path= in database_url (see "Search path" in '
+            "docs/configuration.md)"
+        )
+    return str(found or default)
+
+
+def installed_site(dialect: Dialect, conn: Any) -> str | None:
+    """The site name recorded by `bridge init`, or None if bridge is not initialised
+    (SchemaError if its tables are out of reach: bridge_schema)."""
+    with conn.cursor() as cur:
+        cur.execute(dialect.render("bridge_schema"))
+        found, _default, elsewhere = cur.fetchone()
+        if found is None:
+            if elsewhere:
+                bridge_schema(dialect, conn)  # raises, saying where they are
             return None
         cur.execute(dialect.render("meta_get"), {"key": "site"})
         value = cur.fetchone()
@@ -171,11 +213,14 @@ def install_triggers(
     superuser = is_superuser(dialect, conn)
     if not superuser and warn is not None:
         warn(NO_EVENT_TRIGGER)
+    schema = bridge_schema(dialect, conn)
     statements = (
         s
         for n, info in enumerate(infos)
         # the event trigger is one per database: once is enough
-        for s in trigger_statements(dialect, info, event_trigger=superuser and n == 0)
+        for s in trigger_statements(
+            dialect, info, event_trigger=superuser and n == 0, bridge_schema=schema
+        )
     )
     run(conn, sink, statements, execute)
     return infos

@@ -21,6 +21,7 @@ class SiteStatus:
     oldest_unechoed: dt.timedelta | None
     applied: int
     conflicts: int
+    waiting: int  # events waiting for a row they reference (bridge_waiting)
     archived: int
     dispatcher: dict[str, int] = field(default_factory=dict)  # sent, confirmed, republished
 
@@ -30,18 +31,24 @@ class SiteStatus:
         return self.dispatcher.get("republished", 0) / confirmed if confirmed else None
 
     def warnings(self) -> list[str]:
+        found = []
         ratio = self.republish_ratio
         if (
             ratio is not None
             and ratio > REPUBLISH_WARNING
             and self.dispatcher.get("confirmed", 0) >= REPUBLISH_MINIMUM
         ):
-            return [
+            found.append(
                 f"{ratio:.1%} of the messages confirmed were published again (more than "
                 f"{REPUBLISH_WARNING:.0%}): this site's own queue lost messages, or its "
                 "consumer redelivers out of order; check the broker's logs and docs/operations.md"
-            ]
-        return []
+            )
+        if self.waiting:
+            found.append(
+                f"{self.waiting} event(s) wait for a row they reference that is not here (a "
+                "parent not arrived yet): see bridge_waiting and docs/operations.md"
+            )
+        return found
 
     def lines(self) -> list[tuple[str, str]]:
         def age(value: dt.timedelta | None) -> str:
@@ -55,6 +62,7 @@ class SiteStatus:
             ("oldest_unechoed", age(self.oldest_unechoed)),
             ("applied", str(self.applied)),
             ("conflicts", str(self.conflicts)),
+            ("waiting", str(self.waiting)),
             ("archived", str(self.archived)),
             ("sent", str(self.dispatcher.get("sent", 0))),
             ("confirmed", str(self.dispatcher.get("confirmed", 0))),

@@ -85,6 +85,15 @@ def sql(db: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return cur.fetchall() if cur.description else []
 
 
+def truncate(db: str, tables: str) -> None:
+    """TRUNCATE `tables` (SQL, e.g. "orders, bridge_outbox RESTART IDENTITY") even where
+    bridge captures them: a capture trigger refuses a TRUNCATE unless the transaction is
+    marked as bridge's own, as here (docs/operations.md, "TRUNCATE")."""
+    with psycopg.connect(pg_url(db), autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL bridge.applying = 'on'")
+        conn.execute(f"TRUNCATE {tables}")
+
+
 @pytest.fixture(scope="session")
 def broker_users() -> None:
     """The tests' vhost and least-privilege broker users for the test sites (idempotent)."""
@@ -175,19 +184,34 @@ def setup_site(cfg: config_mod.Config) -> None:
         )
 
 
+SiteMaker = Callable[..., dict[str, config_mod.Config]]
+
+
 @pytest.fixture
-def sites(fresh_topology: Any, request: pytest.FixtureRequest) -> dict[str, config_mod.Config]:
+def make_sites(fresh_topology: Any, request: pytest.FixtureRequest) -> SiteMaker:
+    """`make_sites(ddl, **config)`: three site databases created with `ddl`, bridge
+    initialised and capturing the configured `tables`, keyed PARIS, LONDON, MADRID (the
+    configs carry the real site names); `config` overrides make_config's keys."""
+
+    def make(ddl: str = ORDERS_DDL, **over: Any) -> dict[str, config_mod.Config]:
+        prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
+        configs = {}
+        for name, site in zip(NAMES, SITES, strict=True):
+            db = f"{prefix}_{name.lower()}"
+            create_site_db(db, ddl)
+            cfg = make_config(site, db, **over)
+            setup_site(cfg)
+            configs[name] = cfg
+        return configs
+
+    return make
+
+
+@pytest.fixture
+def sites(make_sites: SiteMaker) -> dict[str, config_mod.Config]:
     """Three site databases with an `orders` table, bridge initialised and capturing,
     keyed PARIS, LONDON, MADRID (the configs carry the real site names)."""
-    prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
-    configs = {}
-    for name, site in zip(NAMES, SITES, strict=True):
-        db = f"{prefix}_{name.lower()}"
-        create_site_db(db)
-        cfg = make_config(site, db)
-        setup_site(cfg)
-        configs[name] = cfg
-    return configs
+    return make_sites()
 
 
 @contextmanager

@@ -56,6 +56,7 @@ class Shape:
     pk: tuple[str, ...]
     identity: str | None = None
     generated: tuple[tuple[str, str], ...] = ()
+    deferrable: bool = False  # PRIMARY KEY ... DEFERRABLE
 
     def info(self, dialect: Dialect) -> TableInfo:
         computed = dict(self.generated)
@@ -79,6 +80,7 @@ class Shape:
             non_pk=tuple(c for c in cols if c not in pk),
             identity_always=self.identity is not None,
             generated=tuple(name for name, _, _ in self.columns if name in computed),
+            pk_deferrable=self.deferrable,
         )
 
     def ddl(self) -> str:
@@ -90,7 +92,11 @@ class Shape:
             + (f" GENERATED ALWAYS AS ({computed[name]}) STORED" if name in computed else "")
             for name, sql_type, _ in self.columns
         ]
-        defs.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in self.pk) + ")")
+        defs.append(
+            "PRIMARY KEY ("
+            + ", ".join(f'"{c}"' for c in self.pk)
+            + (") DEFERRABLE" if self.deferrable else ")")
+        )
         table = ".".join(f'"{part}"' for part in self.table.split("."))
         return f"CREATE TABLE {table} (\n    " + ",\n    ".join(defs) + "\n)"
 
@@ -146,6 +152,15 @@ SHAPES = (
     Shape("wide", tuple((f"c{i}", "numeric", "numeric") for i in range(120)), pk=("c0",)),
     # nothing but its key: an upsert has nothing to update
     Shape("tags", (("tag", "text", "text"),), pk=("tag",)),
+    # a DEFERRABLE key (keys swapped or shifted in one statement): no ON CONFLICT
+    Shape(
+        "ranks",
+        (("pos", "integer", "int4"), ("name", "text", "text"), ("seq", "bigint", "int8")),
+        pk=("pos",),
+        identity="seq",
+        deferrable=True,
+    ),
+    Shape("slots", (("slot", "integer", "int4"),), pk=("slot",), deferrable=True),
 )
 
 # --- every template rendered -----------------------------------------------------------------
@@ -221,6 +236,9 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "uninit":
             functions = [dialect.capture_function(i.table.name) for i in infos]
             out.append(Rendered(name, None, tuple(dialect.statements(name, functions=functions))))
+        elif name == "apply_constraints":
+            for deferred in (False, True):
+                out.append(Rendered(name, None, tuple(dialect.statements(name, deferred=deferred))))
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))

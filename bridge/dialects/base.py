@@ -63,6 +63,9 @@ class TableInfo:
     # generated columns: never captured as theirs nor written (each site computes them);
     # a value for one in an event is ignored
     generated: tuple[str, ...] = field(default=())
+    # a DEFERRABLE primary key (lets an application swap or shift keys in one statement):
+    # not an ON CONFLICT arbiter, so apply updates and inserts it otherwise
+    pk_deferrable: bool = False
 
     @property
     def json_text(self) -> tuple[Column, ...]:

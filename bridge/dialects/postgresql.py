@@ -3,6 +3,7 @@ wake-up, echo suppression through the `bridge.applying` setting."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -11,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import identifiers
 from bridge.dialects.base import Column, Dialect, TableInfo
-from bridge.errors import DatabaseError, SchemaError, one_line
+from bridge.errors import ConfigError, DatabaseError, IdentifierError, SchemaError, one_line
 
 KINDS = {
     "int2": "int",
@@ -37,6 +38,32 @@ KINDS = {
 # The rest (user-defined: xml, macaddr, hstore, PostGIS...) may have a cast to json that
 # to_jsonb would use instead of their text: "other", sent as text like arrays.
 CATEGORY_KINDS = {"A": "array", "C": "record"} | dict.fromkeys("STIEGRVDN", "text")
+# The search path of bridge's own connections, unless database_url names one
+# (`?search_path=sales,public`): PostgreSQL's default, set as a connection option so that
+# what a role or database sets (ALTER ROLE ... SET search_path) cannot change which tables
+# and functions bridge's statements reach. pg_catalog, not listed, is searched first.
+SEARCH_PATH = ("$user", "public")
+
+
+def search_path(query: Mapping[str, Any]) -> str:
+    """The search_path of bridge's connections, as a setting's value (no spaces: it goes
+    into libpq's `options`), from database_url's `search_path` parameter or SEARCH_PATH."""
+    given = query.get("search_path")
+    if given is None:
+        names: list[str] = list(SEARCH_PATH)
+    else:
+        names = [n.strip() for n in str(given).split(",") if n.strip()]
+        if not names:
+            raise ConfigError(
+                "database_url's search_path is empty: name the schemas, as "
+                '?search_path=sales,public (see "Search path" in docs/configuration.md)'
+            )
+    try:
+        return ",".join(
+            '"$user"' if n == "$user" else identifiers.quote(n, "postgres", "schema") for n in names
+        )
+    except IdentifierError as exc:
+        raise ConfigError(f"database_url's search_path: {exc}") from None
 
 
 class PostgresDialect(Dialect):
@@ -47,11 +74,22 @@ class PostgresDialect(Dialect):
     wakes_on_notify = True
 
     def connect(self, url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
+        """A connection with bridge's fixed search path (`search_path`)."""
         parsed = make_url(url)
-        conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        query = dict(parsed.query)
+        path = search_path(query)
+        query.pop("search_path", None)
+        options = " ".join(filter(None, [str(query.pop("options", "")), f"-c search_path={path}"]))
+        conninfo = parsed.set(drivername="postgresql", query=query).render_as_string(
+            hide_password=False
+        )
         try:
             return psycopg.connect(
-                conninfo, autocommit=autocommit, connect_timeout=10, application_name="bridge"
+                conninfo,
+                autocommit=autocommit,
+                connect_timeout=10,
+                application_name="bridge",
+                options=options,
             )
         except psycopg.OperationalError as exc:
             password = str(parsed.password) if parsed.password else None
@@ -121,4 +159,5 @@ class PostgresDialect(Dialect):
             non_pk=non_pk,
             identity_always=identity,
             generated=generated,
+            pk_deferrable=any(r["pk_deferrable"] for r in rows),
         )

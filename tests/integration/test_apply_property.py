@@ -24,9 +24,14 @@ At the end everything still in flight is delivered, in an order (and with duplic
 Hypothesis chooses.
 
 In the second property test a site's clock may be off by an offset (an hour, a few
-milliseconds, either way): the capture trigger's `clock_timestamp()` is resolved through
-the writer session's search_path to a function that adds the offset (or returns readings
-a test queues). Nothing else in the trigger changes.
+milliseconds, either way): the capture trigger is installed here rendered with a clock of
+the test's own, `bridge_test_clock.clock_timestamp()` (created in the test databases only;
+bridge renders `pg_catalog.clock_timestamp()`, which no search_path can redirect), that
+adds the offset set in the writer's session, or returns readings a test queues. Nothing
+else in the trigger changes. (A server whose clock runs skewed, as tests/faults/skewed_pg.py
+starts, cannot do this: libfaketime gives a whole server one offset, while here each of the
+three sites draws its own offset per example, hundreds of examples a run, and the
+tick-by-tick test needs the exact reading of each call.)
 
 The model (docs/conflicts.md, not a copy of the code), per site and row key: the version a
 site knows is the greatest `(timestamp, origin)` of the changes of that row it has made or
@@ -54,7 +59,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from bridge import codec
+from bridge import codec, install
 from bridge.apply import (
     APPLIED,
     CONCURRENT,
@@ -84,9 +89,9 @@ BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 Version = tuple[dt.datetime, str]
 Statements = list[tuple[str, str, tuple[Any, ...]]]  # (what, SQL, parameters)
 
-# A site's clock as its capture trigger sees it: clock_timestamp() of the writer's session
-# resolves (search_path lists this schema before pg_catalog) to the real clock + an offset,
-# or to the readings queued in `ticks` one per call while there are some.
+# A site's clock as its capture trigger sees it (the trigger is rendered to call it): the
+# real clock + the offset set in the writing session, or the readings queued in `ticks` one
+# per call while there are some.
 SKEWED_CLOCK = """
 CREATE SCHEMA IF NOT EXISTS bridge_test_clock;
 CREATE TABLE IF NOT EXISTS bridge_test_clock.ticks (
@@ -106,6 +111,7 @@ LANGUAGE sql VOLATILE AS $$
         + coalesce(nullif(current_setting('bridge_test.clock_offset', true), ''), '0')::interval)
 $$;
 """
+SKEWED = "bridge_test_clock.clock_timestamp()"
 RESET = (
     "TRUNCATE orders, bridge_outbox, bridge_inbox, bridge_row_version, bridge_conflicts, "
     "bridge_test_clock.ticks RESTART IDENTITY"
@@ -126,13 +132,19 @@ class Site:
         self.fetch = dialect.render("outbox_fetch")
         self.reader = psycopg.connect(cfg.database_url, autocommit=True)
         self.reader.execute(SKEWED_CLOCK)
+        with dialect.connect(cfg.database_url) as conn:
+            info = dialect.introspect(conn, "orders")
+            capture = install.trigger_statements(dialect, info, clock=SKEWED)
+            install.run(conn, install.ConnectionSink(conn), capture, execute=True)
         self.writer = psycopg.connect(cfg.database_url, autocommit=True)
-        self.writer.execute("SET search_path = bridge_test_clock, pg_catalog, public")
         self.applier = ObservedApplier(cfg, dialect)
         self.cursor = 0
 
     def reset(self, offset: str) -> None:
-        self.reader.execute(RESET)
+        with self.reader.transaction():
+            # the capture refuses a TRUNCATE unless marked as bridge's own
+            self.reader.execute("SET LOCAL bridge.applying = 'on'")
+            self.reader.execute(RESET)
         self.writer.execute("SELECT set_config('bridge_test.clock_offset', %s, false)", (offset,))
         self.cursor = 0
 

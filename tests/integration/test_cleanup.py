@@ -1,15 +1,32 @@
-"""`bridge cleanup` against real PostgreSQL: what it deletes, --dry-run, what it refuses."""
+"""`bridge cleanup` against real PostgreSQL: what it deletes, --dry-run, what it refuses, and
+a change delivered again after cleanup purged its inbox entry (real broker)."""
 
 from __future__ import annotations
 
+import json
+
+import pika
 import pytest
 from click.testing import CliRunner
 
 from bridge import cleanup
+from bridge.broker import EVENTS_EXCHANGE
 from bridge.cli import main
+from bridge.config import Config
 from bridge.dialects import for_url
 from bridge.errors import ConfigError
-from tests.conftest import DB_PREFIX, create_site_db, env_of, make_config, setup_site, sql
+from tests.conftest import (
+    DB_PREFIX,
+    create_site_db,
+    db_of,
+    env_of,
+    make_config,
+    outbox_empty,
+    running,
+    setup_site,
+    sql,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +129,72 @@ def test_too_short_or_unreadable_retention_is_refused_with_what_is_allowed(site,
 def test_the_minimum_holds_for_library_callers_too(site):
     with pytest.raises(ConfigError, match="redelivered event"):
         cleanup.cleanup(site, for_url(site.database_url), 0)
+
+
+def test_a_change_redelivered_after_cleanup_purged_its_inbox_entry_is_not_applied_again(
+    sites: dict[str, Config],
+) -> None:
+    """LONDON's changes applied at MADRID, their inbox entries purged by cleanup, then
+    every one of them delivered again (taken from the archive, as a replay or a site
+    coming back with an old queue would): row versions decide. Each of LONDON's changes is
+    older than, or the same as, the version of its row from LONDON: superseded, not applied.
+    A LONDON change of a row that MADRID changed since is older than MADRID's version: a
+    conflict, not applied either."""
+    cfgs = list(sites.values())
+    london, madrid = db_of(sites["LONDON"]), db_of(sites["MADRID"])
+    with running(*cfgs):
+        sql(london, "INSERT INTO orders (id, customer) VALUES (1, 'v1'), (2, 'v1'), (3, 'v1')")
+        sql(london, "UPDATE orders SET customer = 'v2' WHERE id IN (1, 3)")
+        sql(london, "DELETE FROM orders WHERE id = 2")
+        wait_for(
+            lambda: sql(madrid, "SELECT count(*) FROM bridge_inbox")[0][0] == 3 + 2 + 1,
+            30,
+            "LONDON's six changes applied at MADRID",
+        )
+        sql(madrid, "UPDATE orders SET customer = 'madrid' WHERE id = 3")
+        wait_for(lambda: all(outbox_empty(c) for c in cfgs), 30, "the outboxes drained")
+        wait_for(
+            lambda: sql(db_of(sites["PARIS"]), "SELECT count(*) FROM bridge_archive")[0][0] == 7,
+            30,
+            "the seven changes archived",
+        )
+    before = sql(madrid, "SELECT * FROM orders ORDER BY id")
+    assert [(r[0], r[1]) for r in before] == [(1, "v2"), (3, "madrid")]
+    sql(madrid, "UPDATE bridge_inbox SET applied_at = applied_at - interval '2 days'")
+    purged = cleanup.cleanup(sites["MADRID"], for_url(sites["MADRID"].database_url), 1)
+    assert purged == {"archive entries": 0, "inbox entries": 6, "tombstones": 0}
+
+    archived = sql(
+        db_of(sites["PARIS"]),
+        "SELECT event::text FROM bridge_archive WHERE origin = 'LONDON' ORDER BY ts",
+    )
+    with running(sites["MADRID"]) as bridges:
+        for (event,) in archived:
+            publish_as(sites["LONDON"], event.encode())
+        wait_for(
+            lambda: sql(madrid, "SELECT count(*) FROM bridge_inbox")[0][0] == 6,
+            30,
+            "the six changes delivered again",
+        )
+    stats = bridges["MADRID"].stats.snapshot()
+    # 1 and 2: every change is LONDON's, the row's version too; 3: MADRID's version is later
+    assert (stats.get("superseded"), stats.get("conflict"), stats.get("applied")) == (4, 2, None)
+    assert sql(madrid, "SELECT * FROM orders ORDER BY id") == before
+    lost = sql(madrid, "SELECT row_key->>'id', reason FROM bridge_conflicts ORDER BY id")
+    assert [key for key, _ in lost] == ["3", "3"]
+    assert all(reason.startswith("older than the local version") for _, reason in lost)
+
+
+def publish_as(site: Config, body: bytes) -> None:
+    """Publish a message as the site's broker user (what its dispatcher does)."""
+    event = json.loads(body)
+    conn = pika.BlockingConnection(pika.URLParameters(site.amqp_url))
+    channel = conn.channel()
+    channel.confirm_delivery()
+    channel.basic_publish(
+        EVENTS_EXCHANGE,
+        "",
+        body,
+        pika.BasicProperties(message_id=event["id"], user_id=site.site.lower(), delivery_mode=2),
+    )
+    conn.close()

@@ -42,6 +42,15 @@ def bridge_tables():
     }
 
 
+# insert, update and delete are captured; a TRUNCATE is refused
+CAPTURE_TRIGGERS = [
+    "bridge_capture_delete",
+    "bridge_capture_insert",
+    "bridge_capture_truncate",
+    "bridge_capture_update",
+]
+
+
 def triggers(table="orders"):
     return sorted(
         r[0]
@@ -83,13 +92,13 @@ def test_sql_prints_and_changes_nothing(env):
         check=True,
         capture_output=True,
     )
-    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert", "bridge_capture_update"]
+    assert triggers() == CAPTURE_TRIGGERS
     sql(DB, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
     assert sql(DB, "SELECT type, origin FROM bridge_outbox") == [("orders.insert", "PARIS")]
 
     out = bridge(env, "uninstall-triggers", "--table", "orders", "--sql")
     assert "DROP TRIGGER IF EXISTS bridge_capture_insert" in out.output
-    assert len(triggers()) == 3
+    assert len(triggers()) == len(CAPTURE_TRIGGERS)
 
 
 def test_install_is_repeatable_and_uninstall_removes(env):
@@ -98,7 +107,7 @@ def test_install_is_repeatable_and_uninstall_removes(env):
     for _ in range(2):
         out = bridge(env, "install-triggers", "-t", "orders")
         assert out.exit_code == 0, out.output
-    assert len(triggers()) == 3
+    assert len(triggers()) == len(CAPTURE_TRIGGERS)
     sql(DB, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
     assert sql(DB, "SELECT count(*) FROM bridge_outbox")[0][0] == 1
     out = bridge(env, "uninstall-triggers", "-t", "orders")
@@ -129,7 +138,7 @@ def test_table_names_are_case_sensitive_and_may_name_a_schema(env):
     assert 'see "Table names" in docs/configuration.md' in out.output
     out = bridge(env, "install-triggers", "-t", "items", "-t", "Lines", "-t", "sales.orders")
     assert out.exit_code == 0, out.output
-    assert len(triggers("items")) == len(triggers('"Lines"')) == len(triggers("sales.orders")) == 3
+    assert len(triggers("items")) == len(triggers('"Lines"')) == len(triggers("sales.orders")) == 4
     sql(DB, "INSERT INTO sales.orders VALUES (1)")
     assert sql(DB, "SELECT type FROM bridge_outbox") == [("sales.orders.insert",)]
 
@@ -194,7 +203,7 @@ def test_table_option_is_enough_before_tables_is_configured(env):
     assert bridge(no_tables, "init").exit_code == 0
     out = bridge(no_tables, "install-triggers", "--table", "orders")
     assert out.exit_code == 0, out.output
-    assert triggers() == ["bridge_capture_delete", "bridge_capture_insert", "bridge_capture_update"]
+    assert triggers() == CAPTURE_TRIGGERS
     assert "capturing orders" in out.output
     # how to have it synced: bridge run applies other sites' changes only to 'tables'
     assert "orders is not in 'tables'" in out.output

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.unit
 
 
 def state(**dispatcher: int) -> SiteStatus:
-    return SiteStatus(0, 0, None, None, 0, 0, 0, dispatcher)
+    return SiteStatus(0, 0, None, None, 0, 0, 0, 0, dispatcher)
 
 
 def test_a_few_republished_messages_are_no_warning() -> None:
@@ -28,3 +28,9 @@ def test_too_few_messages_to_judge() -> None:
     assert state(sent=10, confirmed=10, republished=5).warnings() == []
     assert state().republish_ratio is None
     assert ("republish_ratio", "-") in state().lines()
+
+
+def test_events_waiting_for_a_parent_are_a_warning() -> None:
+    s = SiteStatus(0, 0, None, None, 0, 0, 2, 0, {})
+    (warning,) = s.warnings()
+    assert warning.startswith("2 event(s) wait for a row they reference")

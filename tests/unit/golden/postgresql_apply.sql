@@ -15,7 +15,7 @@ WITH locked AS (
 SELECT true AS fresh,
        EXISTS (SELECT 1 FROM locked) AS present;
 
-SELECT (SELECT jsonb_build_object('id', to_jsonb(t."id"), 'Customer', t."Customer"::text, 'Amount', t."Amount"::text, 'updated_at', CASE WHEN NOT isfinite(t."updated_at") THEN t."updated_at"::text WHEN t."updated_at" < '0001-01-01 00:00:00+00' THEN to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, 'blob', translate(encode(t."blob", 'base64'), E'\n', ''), 'doc', t."doc"::text, 'legacy', t."legacy"::text, 'tags', t."tags"::text, 'seq', to_jsonb(t."seq")) FROM "orders" AS t
+SELECT (SELECT pg_catalog.jsonb_build_object('id', pg_catalog.to_jsonb(t."id"), 'Customer', t."Customer"::text, 'Amount', t."Amount"::text, 'updated_at', CASE WHEN NOT pg_catalog.isfinite(t."updated_at") THEN t."updated_at"::text WHEN t."updated_at" < '0001-01-01 00:00:00+00' THEN pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, 'blob', pg_catalog.translate(pg_catalog.encode(t."blob", 'base64'), E'\n', ''), 'doc', t."doc"::text, 'legacy', t."legacy"::text, 'tags', t."tags"::text, 'seq', pg_catalog.to_jsonb(t."seq")) FROM "orders" AS t
          WHERE t."id" = CAST(%(p1)s AS bigint)) AS local_row,
        rv.ts                             AS version_ts,
        rv.origin                         AS version_origin,
@@ -116,4 +116,4 @@ SELECT count(*) FROM written;
 
 SELECT CAST(%(theirs)s AS timestamp with time zone) <= CAST(%(mine)s AS timestamp with time zone);
 
-SELECT to_jsonb("id"), "Customer"::text, "Amount"::text, CASE WHEN NOT isfinite("updated_at") THEN "updated_at"::text WHEN "updated_at" < '0001-01-01 00:00:00+00' THEN to_char("updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE to_char("updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, translate(encode("blob", 'base64'), E'\n', ''), "doc"::text, "legacy"::text, "tags"::text, to_jsonb("seq") FROM "orders";
+SELECT pg_catalog.to_jsonb("id"), "Customer"::text, "Amount"::text, CASE WHEN NOT pg_catalog.isfinite("updated_at") THEN "updated_at"::text WHEN "updated_at" < '0001-01-01 00:00:00+00' THEN pg_catalog.to_char("updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE pg_catalog.to_char("updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, pg_catalog.translate(pg_catalog.encode("blob", 'base64'), E'\n', ''), "doc"::text, "legacy"::text, "tags"::text, pg_catalog.to_jsonb("seq") FROM "orders";

@@ -1,4 +1,4 @@
-SELECT set_config('bridge.applying', 'on', true), set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true),
+SELECT set_config('bridge.applying', 'on', true), pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('DateStyle', 'ISO, YMD', true), pg_catalog.set_config('IntervalStyle', 'postgres', true),
        ARRAY[
            (SELECT count(*) || ':' || sum(a.xmin::text::bigint) || ':'
                    || coalesce((SELECT max(i.xmin::text) FROM pg_index AS i
@@ -10,4 +10,4 @@ SELECT set_config('bridge.applying', 'on', true), set_config('extra_float_digits
               FROM pg_attribute AS a WHERE a.attrelid = to_regclass('"sales"."orders"') GROUP BY a.attrelid)
        ]::text[] AS fingerprints;
 
-SELECT set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), set_config('DateStyle', 'ISO, YMD', true), set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true);
+SELECT pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('DateStyle', 'ISO, YMD', true), pg_catalog.set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true);
