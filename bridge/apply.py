@@ -71,7 +71,8 @@ class Statements:
     upsert: str  # overwrite the locked row + version (every column carried as text)
     insert: str  # insert an absent row unless it appeared meanwhile (every column, text)
     confirm: str  # + version of an inserted row, unless what was decided on changed
-    delete: str  # row + tombstone
+    delete: str  # the locked row + tombstone
+    tombstone: str  # tombstone of a row that was absent
     undo: str  # remove a row this apply inserted
 
 
@@ -85,8 +86,9 @@ TEMPLATES: dict[str, tuple[str, dict[str, bool]]] = {
     "upsert": ("apply_upsert", {"new_row": False}),
     "insert": ("apply_upsert", {"new_row": True}),
     "confirm": ("apply_confirm", {}),
-    "delete": ("apply_delete", {"tombstone": True}),
-    "undo": ("apply_delete", {"tombstone": False}),
+    "delete": ("apply_delete", {"tombstone": True, "remove": True}),
+    "tombstone": ("apply_delete", {"tombstone": True, "remove": False}),
+    "undo": ("apply_delete", {"tombstone": False, "remove": True}),
 }
 
 
@@ -111,6 +113,18 @@ class _RowState:
     version: Version | None  # bridge_row_version's
     pending_ts: dt.datetime | None
 
+    @classmethod
+    def of(
+        cls,
+        local_row: dict[str, Any] | None,
+        version_ts: dt.datetime | None,
+        version_origin: str | None,
+        pending_ts: dt.datetime | None,
+    ) -> _RowState:
+        """From the columns of _row_state.sql.j2."""
+        version = (version_ts, version_origin) if version_ts and version_origin else None
+        return cls(local_row, version, pending_ts)
+
 
 class _Retry(Exception):
     """A statement failed inside the fast path: redo the batch with a savepoint per event."""
@@ -132,6 +146,7 @@ class Applier:
         self.tables: dict[str, tuple[TableConfig, TableInfo, Statements]] = {}
         self.progress = progress  # told how far the echoes of a committed batch reach
         self._echoed: dt.datetime | None = None
+        self._waiting = False  # events were waiting when the batch began
         if connect_now:
             self.reconnect()
 
@@ -167,6 +182,7 @@ class Applier:
         cur.execute(self._sql["immediate"])
         cur.execute(self._sql["apply_begin"])
         row = cur.fetchone()
+        self._waiting = bool(row[-2])
         for table, fingerprint in zip(self.config.tables, row[-1], strict=True):
             if table.name in self._fingerprints and self._fingerprints[table.name] == fingerprint:
                 continue
@@ -271,7 +287,8 @@ class Applier:
             self._begin(cur)
             for event in events:
                 outcomes.append(self._apply_guarded(cur, event, savepoints))
-            self._retry_waiting(cur)
+            if self._waiting or any(o.status == WAITING for o in outcomes):
+                self._retry_waiting(cur)
             failpoints.hit("apply.statements")
         return outcomes
 
@@ -402,11 +419,15 @@ class Applier:
         # statement, they were missed and an older remote change overwrote a newer local
         # one: the sites diverged with no conflict logged).
         cur.execute(stmts.claim, params)
-        fresh, present, _ = cur.fetchone()
+        fresh, present, settled, *row, _ = cur.fetchone()
         if not fresh:
             return Outcome(DUPLICATE)
+        # the state read with the claim holds unless something committed on the row
+        # between its snapshot and its lock (apply_lock)
+        state: _RowState | None = _RowState.of(*row) if settled else None
         while True:
-            state = self._read(cur, stmts, params)
+            if state is None:
+                state = self._read(cur, stmts, params)
             if (state.local_row is not None) == present:
                 outcome = self._decide(cur, table, info, stmts, event, params, state)
                 if outcome is not None:
@@ -414,14 +435,12 @@ class Applier:
             # the row appeared since it was locked (a local insert of its key committed
             # meanwhile): lock it, read again and decide against it
             cur.execute(stmts.lock, params)
-            present = cur.fetchone()[1]
+            present, state = cur.fetchone()[1], None
 
     @staticmethod
     def _read(cur: Any, stmts: Statements, params: dict[str, Any]) -> _RowState:
         cur.execute(stmts.read, params)
-        local_row, version_ts, version_origin, pending_ts = cur.fetchone()
-        version = (version_ts, version_origin) if version_ts is not None else None
-        return _RowState(local_row, version, pending_ts)
+        return _RowState.of(*cur.fetchone())
 
     def _decide(
         self,
@@ -454,7 +473,7 @@ class Applier:
             self._conflict(cur, event, lost, known, local_row)
             return Outcome(CONFLICT, lost)
         if event.op == "delete":
-            cur.execute(stmts.delete, params)
+            cur.execute(stmts.delete if local_row is not None else stmts.tombstone, params)
         elif local_row is not None:
             cur.execute(self._write(event, params, new_row=False), params)
         elif not self._insert(cur, stmts, event, params, state):

@@ -3,14 +3,26 @@ WITH inbox AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING 1
 ), locked AS (
-    SELECT 1 FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
+    SELECT t.ctid FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
 )
 SELECT EXISTS (SELECT 1 FROM inbox) AS fresh,
        EXISTS (SELECT 1 FROM locked) AS present,
-       set_config('bridge.event', %(id)s::text, true) AS event;
+       (SELECT ctid FROM locked) IS NOT DISTINCT FROM
+           (SELECT t.ctid FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint)) AS settled,
+       (SELECT pg_catalog.jsonb_build_object('id', pg_catalog.to_jsonb(t."id"), 'Customer', t."Customer"::text, 'Amount', t."Amount"::text, 'updated_at', CASE WHEN NOT pg_catalog.isfinite(t."updated_at") THEN t."updated_at"::text WHEN t."updated_at" < '0001-01-01 00:00:00+00' THEN pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, 'blob', pg_catalog.translate(pg_catalog.encode(t."blob", 'base64'), E'\n', ''), 'doc', t."doc"::text, 'legacy', t."legacy"::text, 'tags', t."tags"::text, 'seq', pg_catalog.to_jsonb(t."seq")) FROM "orders" AS t
+         WHERE t."id" = CAST(%(p1)s AS bigint)) AS local_row,
+       rv.ts                             AS version_ts,
+       rv.origin                         AS version_origin,
+       (SELECT max(o.created_at) FROM bridge_outbox AS o
+         WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete')
+           AND o.payload -> 'key' = %(key)s::jsonb) AS pending_ts,
+       set_config('bridge.event', %(id)s::text, true) AS event
+FROM (SELECT 1) AS one
+  LEFT JOIN bridge_row_version AS rv
+    ON rv.table_name = 'orders' AND rv.row_key = %(key)s::jsonb;
 
 WITH locked AS (
-    SELECT 1 FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
+    SELECT t.ctid FROM "orders" AS t WHERE t."id" = CAST(%(p1)s AS bigint) FOR UPDATE
 )
 SELECT true AS fresh,
        EXISTS (SELECT 1 FROM locked) AS present;
@@ -22,7 +34,7 @@ SELECT (SELECT pg_catalog.jsonb_build_object('id', pg_catalog.to_jsonb(t."id"), 
        (SELECT max(o.created_at) FROM bridge_outbox AS o
          WHERE o.type IN ('orders.insert', 'orders.update', 'orders.delete')
            AND o.payload -> 'key' = %(key)s::jsonb) AS pending_ts
-  FROM (SELECT 1) AS one
+FROM (SELECT 1) AS one
   LEFT JOIN bridge_row_version AS rv
     ON rv.table_name = 'orders' AND rv.row_key = %(key)s::jsonb;
 
@@ -78,6 +90,13 @@ SELECT EXISTS (SELECT 1 FROM unchanged);
 WITH removed AS (
     DELETE FROM "orders" WHERE "id" = CAST(%(p1)s AS bigint)
 )
+INSERT INTO bridge_row_version (table_name, row_key, ts, origin, deleted, event_id)
+SELECT %(table)s, %(key)s::jsonb, %(ts)s, %(origin)s, %(deleted)s, %(id)s
+ON CONFLICT (table_name, row_key) DO UPDATE
+   SET ts = EXCLUDED.ts, origin = EXCLUDED.origin, deleted = EXCLUDED.deleted,
+       event_id = EXCLUDED.event_id
+ WHERE (bridge_row_version.ts, bridge_row_version.origin) < (EXCLUDED.ts, EXCLUDED.origin);
+
 INSERT INTO bridge_row_version (table_name, row_key, ts, origin, deleted, event_id)
 SELECT %(table)s, %(key)s::jsonb, %(ts)s, %(origin)s, %(deleted)s, %(id)s
 ON CONFLICT (table_name, row_key) DO UPDATE
