@@ -225,6 +225,10 @@ def running(*configs: config_mod.Config) -> Iterator[dict[str, Bridge]]:
     finally:
         for b in bridges.values():
             b.stop()
+        # a part still running would go on taking the next test's messages (same queue
+        # names): say so here, where it happened
+        left = [t.name for b in bridges.values() for t in b.threads if t.is_alive()]
+        assert not left, f"bridge threads still running 30 s after stop: {left}"
 
 
 def db_of(cfg: config_mod.Config) -> str:

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import pika
 
@@ -245,7 +245,10 @@ def finish(
         w.stop.set()
         w.join(60)
     events = sum(w.events for w in writers)
-    settle(cfgs, sum(len(w.written) for w in writers), events)
+    try:
+        settle(cfgs, sum(len(w.written) for w in writers), events)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{troubles(procs)}") from None
     assert all(p.alive() for p in procs.values()), "a bridge gave up"
     t = tally(cfgs, events, procs)
     print(f"\n{what}; {t.line()}")
@@ -255,12 +258,32 @@ def finish(
     return t
 
 
-def depth(queue: str) -> int:
-    """Messages ready in a queue (the tests' vhost), as the broker counts them."""
+def troubles(procs: Mapping[str, BridgeProcess], lines: int = 30) -> str:
+    """Per bridge: alive or not, and the last errors its logs hold."""
+    out = []
+    for site, p in procs.items():
+        errors = [
+            line
+            for line in p.all_logs().splitlines()
+            if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+        ]
+        out.append(f"{site} bridge {'alive' if p.alive() else 'EXITED'}; last errors:")
+        out += [f"    {line}" for line in errors[-lines:]]
+    return "\n".join(out)
+
+
+@overload
+def depth(queue: str) -> int: ...
+@overload
+def depth(queue: str, consumers: Literal[True]) -> tuple[int, int]: ...
+def depth(queue: str, consumers: bool = False) -> int | tuple[int, int]:
+    """Messages ready in a queue (the tests' vhost), as the broker counts them; with
+    `consumers`, also how many consumers it has."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN))
     try:
-        n: int = conn.channel().queue_declare(queue, passive=True).method.message_count
-        return n
+        method = conn.channel().queue_declare(queue, passive=True).method
+        n: int = method.message_count
+        return (n, method.consumer_count) if consumers else n
     finally:
         conn.close()
 
@@ -273,7 +296,41 @@ def count(cfg: Config, table: str = "orders") -> int:
 def settle(cfgs: list[Config], rows: int | None, events: int, timeout: float = 300) -> None:
     """Wait until every site holds `rows` rows (if given), all sites the same ones, every
     outbox is empty (each event came back to its origin) and the archive holds `events`
-    events."""
+    events. On a timeout the error says where each site stands."""
+    try:
+        _settle(cfgs, rows, events, timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{standing(cfgs)}") from None
+
+
+def standing(cfgs: list[Config]) -> str:
+    """One line per site: rows, outbox (unpublished), inbox, conflicts, waiting, queue and
+    dead-letter depths: what a stuck settle needs to say."""
+    lines = []
+    for c in cfgs:
+        try:
+            (r,) = sql(
+                db_of(c),
+                "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM bridge_outbox),"
+                " (SELECT count(*) FROM bridge_outbox WHERE published_at IS NULL),"
+                " (SELECT count(*) FROM bridge_inbox),"
+                " (SELECT count(*) FROM bridge_conflicts),"
+                " (SELECT count(*) FROM bridge_waiting)",
+            )
+            q, consumers = depth(c.queue, consumers=True)
+            dlq = depth(f"{c.queue}.dlq")
+        except Exception as e:  # the point is to say something, whatever is broken
+            lines.append(f"  {c.site}: {e}")
+            continue
+        lines.append(
+            f"  {c.site}: rows {r[0]}, outbox {r[1]} ({r[2]} unpublished), inbox {r[3]},"
+            f" conflicts {r[4]}, waiting {r[5]}, queue {q} ({consumers} consumers),"
+            f" dead letters {dlq}"
+        )
+    return "\n".join(lines)
+
+
+def _settle(cfgs: list[Config], rows: int | None, events: int, timeout: float) -> None:
     archive = next(c for c in cfgs if c.is_archive)
     if rows is not None:
         wait_for(

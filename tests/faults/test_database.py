@@ -27,6 +27,16 @@ def inbox(cfg) -> int:
     return n
 
 
+def sessions(cfg) -> int:
+    """The bridge's database sessions at a site."""
+    n: int = sql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bridge' AND datname = %s",
+        db_of(cfg),
+    )[0][0]
+    return n
+
+
 def restart_postgres() -> None:
     """Restart the local PostgreSQL server (fast shutdown: every session is cut)."""
     version = sorted(Path("/etc/postgresql").iterdir(), key=lambda p: int(p.name))[-1].name
@@ -53,6 +63,8 @@ def test_sessions_killed_mid_batch(sites, tmp_path):
         for _ in range(8):
             n = {c.site: inbox(c) for c in cfgs}
             wait_for(lambda n=n: all(inbox(c) >= n[c.site] + 40 for c in cfgs), 120, "applying")
+            # the dispatcher reconnects with a backoff: kill when both are back, each time
+            wait_for(lambda: all(sessions(c) >= 2 for c in cfgs), 120, "bridge sessions back")
             for c in cfgs:
                 killed += sql("postgres", KILL, db_of(c))[0][0]
         finish(cfgs, procs, ws, f"{killed} bridge sessions killed")
