@@ -7,9 +7,10 @@ databases `bench_capb_*`; the same single-row and 100-row insert runs as bench.c
 time each, interleaved, and the difference between neighbouring variants is the cost of
 the part removed. A variant whose edit no longer matches the generated text (the template
 changed) is reported as skipped. One more variant removes the OFFSET 0 fence of the
-changed-rows subquery, to show what it saves.
+changed-rows subquery, to show what it saves, and one more sends a notification in every
+capturing statement, as the trigger did before the wake-up lock (_wakeup.sql.j2).
 
-    python -m bench.capture_breakdown [--quick] [--rounds R]
+    python -m bench.capture_breakdown [--quick] [--rounds R] [--clients C]
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ from bridge.dialects import for_url
 from tests.conftest import create_site_db, make_config, pg_url, setup_site, sql
 
 NAME = "capture_breakdown"
-NOTIFY = "PERFORM pg_notify('bridge_outbox', '');"
+NOTIFY = "PERFORM pg_catalog.pg_notify('bridge_outbox', '');"
+WAKEUP = re.compile(
+    r"IF NOT pg_catalog\.pg_try_advisory_xact_lock_shared\(\d+\) THEN\s+"
+    + re.escape(NOTIFY)
+    + r"\s+END IF;"
+)
 STAMP = re.compile(r"GREATEST\(c\.now,.*?END\)", re.S)
-LOOKUP = re.compile(r"\(SELECT rv\.ts FROM bridge_row_version AS rv\s+WHERE [^)]*\) AS v", re.S)
-ROWS = re.compile(r"\(SELECT jsonb_build_object\('.*? AS k, .*? AS r\n", re.S)
+LOOKUP = re.compile(r"\(SELECT rv\.ts FROM \S*bridge_row_version AS rv\s+WHERE [^)]*\) AS v", re.S)
+ROWS = re.compile(r"\(SELECT pg_catalog\.jsonb_build_object\('.*? AS k, .*? AS r\n", re.S)
 FENCE = " OFFSET 0) AS c"
 BODY = re.compile(r"BEGIN\n.*\nEND\n", re.S)
 Edit = Callable[[str], str]
@@ -77,7 +83,7 @@ class Variant:
     triggers: bool = True
 
 
-NO_NOTIFY = _drop(NOTIFY)
+NO_NOTIFY = _sub(WAKEUP, "")
 NO_LOOKUP = (_sub(STAMP, "c.now"), _sub(LOOKUP, "NULL::timestamptz AS v"))
 CONST = _sub(ROWS, "(SELECT '{}'::jsonb AS k, '{}'::jsonb AS r\n")
 VARIANTS = (
@@ -88,18 +94,23 @@ VARIANTS = (
         "without OFFSET 0: the version lookup inlined into each use",
         (_drop(FENCE, ") AS c"),),
     ),
-    Variant("no_notify", "- pg_notify", (NO_NOTIFY,)),
     Variant(
-        "no_lookup", "- pg_notify - version/outbox lookups (stamp = clock)", (NO_NOTIFY, *NO_LOOKUP)
+        "notify_always",
+        "a pg_notify in every capturing statement, as before the wake-up lock",
+        (_sub(WAKEUP, NOTIFY),),
+    ),
+    Variant("no_wakeup", "- wake-up (lock or pg_notify)", (NO_NOTIFY,)),
+    Variant(
+        "no_lookup", "- wake-up - version/outbox lookups (stamp = clock)", (NO_NOTIFY, *NO_LOOKUP)
     ),
     Variant(
         "const",
-        "- pg_notify - lookups - JSON of the row (constant)",
+        "- wake-up - lookups - JSON of the row (constant)",
         (NO_NOTIFY, *NO_LOOKUP, CONST),
     ),
     Variant(
         "no_uuid_key",
-        "- pg_notify - lookups - JSON - UNIQUE(event_id)",
+        "- wake-up - lookups - JSON - UNIQUE(event_id)",
         (NO_NOTIFY, *NO_LOOKUP, CONST),
         "ALTER TABLE bridge_outbox DROP CONSTRAINT bridge_outbox_event_id_key",
     ),
@@ -140,7 +151,9 @@ def build(v: Variant) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__ or NAME)
+    p.add_argument("--clients", type=int, default=1, help="client connections (default 1)")
     args = p.parse_args(argv)
+    clients: int = args.clients
     quick: bool = args.quick
     rounds = args.rounds or (3 if quick else 5)
     n_single, n_statements = (3000, 200) if quick else (8000, 600)
@@ -150,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "rounds": rounds,
         "single_row_transactions": n_single,
         "multi_row_statements": n_statements,
-        "client_connections": 1,
+        "client_connections": clients,
     }
     result = header(NAME, quick, broker, params)
     started = time.perf_counter()
@@ -169,15 +182,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     try:
         for v in variants:  # warm-up
-            run_single(db_of(v), rows[:300], 1)
-            run_multi(db_of(v), rows[: 20 * ROWS_PER_STATEMENT], 1)
+            run_single(db_of(v), rows[:300], clients)
+            run_multi(db_of(v), rows[: 20 * ROWS_PER_STATEMENT], clients)
         for r in range(rounds):
             order = variants if r % 2 == 0 else variants[::-1]
             for v in order:
-                runs[v.name]["single"].append(run_single(db_of(v), rows[: n_single + 1], 1))
+                runs[v.name]["single"].append(
+                    run_single(db_of(v), rows[: n_single + clients], clients)
+                )
             for v in order:
                 runs[v.name]["multi"].append(
-                    run_multi(db_of(v), rows[: (n_statements + 1) * ROWS_PER_STATEMENT], 1)
+                    run_multi(
+                        db_of(v), rows[: (n_statements + clients) * ROWS_PER_STATEMENT], clients
+                    )
                 )
             log(f"breakdown round {r + 1}/{rounds} done")
     finally:
@@ -205,15 +222,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["variants"] = table_rows
     result["skipped"] = skipped
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
-    write_results(NAME, result, markdown(result))
+    write_results(NAME if clients == 1 else f"{NAME}_clients{clients}", result, markdown(result))
     return result
 
 
 def markdown(result: dict[str, Any]) -> str:
     lines = md_header(result, "Capture taken apart: cost of each part of the trigger")
     lines += [
-        "Medians over rounds, one client connection, autocommit. Rows after `bridge` remove "
-        "one more part each (cumulative): the step between two rows is that part's cost. "
+        f"Medians over rounds, {result['parameters']['client_connections']} client "
+        "connection(s), autocommit. `unfenced` and `notify_always` are variations of "
+        "`bridge`; from `no_wakeup` on, each row removes "
+        "one more part (cumulative): the step between two rows is that part's cost. "
         "Noise on this machine is several percent: read differences below ~10 µs/tx as "
         "noise.",
         "",

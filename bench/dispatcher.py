@@ -90,7 +90,9 @@ def prefill(cfg: Config, n: int) -> Messages:
     dialect = for_url(cfg.database_url)
     user = Endpoints(cfg.amqp_urls).user
     with psycopg.connect(pg_url(DB), autocommit=True) as conn:
-        rows = conn.execute(dialect.render("outbox_fetch"), {"after": 0, "limit": n}).fetchall()
+        rows = conn.execute(
+            dialect.render("outbox_fetch"), {"after": 0, "gaps": [], "limit": n}
+        ).fetchall()
     bodies, props = [], []
     for row in rows:
         body, prop = message(row, user)

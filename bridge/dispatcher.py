@@ -1,17 +1,21 @@
 """The dispatcher: outbox -> RabbitMQ, in outbox order, with publisher confirms in flight.
 
-It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY) and also polls every
+It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY), which captures send only
+while it waits for one (an advisory lock it holds, so that the application's commits are not
+serialised by notifications: sql_templates/postgresql/_wakeup.sql.j2); while a capturing
+transaction is open it cannot wait and reads again every `BUSY_POLL`; and it polls every
 `poll_interval` as a safety net. Up to `max_in_flight` messages await their confirm at once;
-a row is marked published only after the broker confirmed it (the quorum queues have it on
-a majority of nodes). A sweep publishes what the in-order read left behind: rows of
-transactions that committed after a later row was read, and rows whose publish was not
-confirmed (refused, or the connection was lost first: a new session reads the outbox from
-its start). A confirmed row is published again only on evidence that this site's own queue
-lost it: its consumer has taken every message confirmed after it and the row's echo never
-came (bridge/progress.py). A slow queue is no such evidence: republishing into it would only
-lengthen every queue. Receivers drop duplicates through their inbox. A session advisory
-lock keeps a single dispatcher per site database. What was sent, confirmed and sent again
-is added to `bridge_meta` (`dispatcher`) for `bridge status`.
+a row is marked published only after the broker confirmed it (the quorum queues have it on a
+majority of nodes). Each read also looks for the seqs the in-order read passed over lately
+(a transaction committed after a later one was read): their rows go as soon as they commit.
+A sweep publishes what the reads left behind: such rows older than GAP_TTL, and rows whose
+publish was not confirmed (refused, or the connection was lost first: a new session reads
+the outbox from its start). A confirmed row is published again only on evidence that this
+site's own queue lost it: its consumer has taken every message confirmed after it and the
+row's echo never came (bridge/progress.py). A slow queue is no such evidence: republishing
+into it would only lengthen every queue. Receivers drop duplicates through their inbox. A
+session advisory lock keeps a single dispatcher per site database. What was sent, confirmed
+and sent again is added to `bridge_meta` (`dispatcher`) for `bridge status`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ from bridge.stats import Stats
 log = logging.getLogger(__name__)
 
 TICK = 0.1  # seconds between checks of the stop flag and the timers
+BUSY_POLL = 0.02  # seconds between reads while a capturing transaction is open
+GAP_TTL = 10.0  # seconds a seq passed over is looked for by every read (then: the sweep)
+MAX_GAPS = 10_000  # seqs passed over that are looked for at once
 COUNTS_EVERY = 10.0  # seconds between additions to the counters in bridge_meta
 
 
@@ -111,9 +118,12 @@ class _Session:
             for n in (
                 "outbox_fetch",
                 "outbox_fetch_stragglers",
+                "outbox_last_seq",
                 "outbox_mark_published",
                 "outbox_listen",
                 "dispatcher_lease",
+                "dispatcher_wait",
+                "dispatcher_woken",
                 "meta_add",
             )
         }
@@ -124,6 +134,10 @@ class _Session:
         self.url = ""
         self.closing = False
         self.cursor = 0  # highest seq read by the in-order fetch
+        # seqs the in-order fetch passed over (a transaction still open when a later one
+        # was read, or rolled back): read again with it for GAP_TTL, then left to the sweep
+        self.gaps: dict[int, float] = {}
+        self.base = 0  # the last seq handed out when this session began: gaps after it
         self.next_tag = 0
         self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
         self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
@@ -132,7 +146,10 @@ class _Session:
         self.unmarked: dict[int, float] = {}
         self.returned: set[int] = set()  # seqs the broker could not route
         self.pump_scheduled = False
+        self.poll_scheduled = False  # a read BUSY_POLL from now
+        self.waiting = False  # holds the wake-up lock: captures notify
         self.more = False  # the last read filled the window: more rows may be waiting
+        self.read_any = False  # the last read found rows
         self.last_poll = 0.0
         self.last_sweep = time.monotonic()
         self.close_deadline = 0.0
@@ -150,6 +167,7 @@ class _Session:
                     "run a single `bridge run` per site"
                 )
             self.db.execute(self.sql["outbox_listen"])
+            self.base = self.db.execute(self.sql["outbox_last_seq"]).fetchone()[0]
             self.db.add_notify_handler(self._on_notify)
             self.url = self.o.endpoints.next_url()
             log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(self.url))
@@ -248,6 +266,29 @@ class _Session:
         self._mark_confirmed()
         while self._publish_next():
             self._mark_confirmed()
+        if not self.more and not self.waiting and self._room() > 0:
+            self._wait()
+
+    def _wait(self) -> None:
+        """The outbox is read to its end: wait for a capture's notification, holding the
+        wake-up lock; or, while a capturing transaction is open (its commit will not
+        notify), read again in BUSY_POLL. (_wakeup.sql.j2)"""
+        if not self.db.execute(self.sql["dispatcher_wait"]).fetchone()[0]:
+            if not self.poll_scheduled and self.conn is not None:
+                self.poll_scheduled = True
+                self.conn.ioloop.call_later(BUSY_POLL, self._poll)
+            return
+        self.waiting = True
+        # every transaction that captured before the lock was taken has committed, but
+        # may have done so after the last read: read once more (rows found release the
+        # lock, and are followed by another read)
+        self._publish_next()
+        if self.read_any:
+            self._wake()
+
+    def _poll(self) -> None:
+        self.poll_scheduled = False
+        self._wake()
 
     def _tick(self) -> None:
         assert self.conn is not None
@@ -302,12 +343,25 @@ class _Session:
         room = self._room()
         if room <= 0:
             return False
+        now = time.monotonic()
+        if self.gaps and now - next(iter(self.gaps.values())) > GAP_TTL:
+            self.gaps = {s: at for s, at in self.gaps.items() if now - at <= GAP_TTL}
         rows = self.db.execute(
-            self.sql["outbox_fetch"], {"after": self.cursor, "limit": room}
+            self.sql["outbox_fetch"],
+            {"after": self.cursor, "gaps": list(self.gaps), "limit": room},
         ).fetchall()
+        self.read_any = bool(rows)
+        if rows and self.waiting:  # busy again: the captures need not notify any more
+            self.db.execute(self.sql["dispatcher_woken"])
+            self.waiting = False
         for row in rows:
+            seq = row[0]
+            if seq > self.cursor:
+                low = max(self.cursor, self.base)
+                if seq - low - 1 <= MAX_GAPS - len(self.gaps):
+                    self.gaps.update((s, now) for s in range(low + 1, seq))
+                self.cursor = seq
             self._publish(row)
-            self.cursor = max(self.cursor, row[0])
         self.more = len(rows) == room
         return self.more and self._room() > 0
 
@@ -354,6 +408,7 @@ class _Session:
 
     def _publish(self, row: tuple[Any, ...]) -> None:
         seq, event_id, _created_at, origin = row[:4]
+        self.gaps.pop(seq, None)
         if origin != self.cfg.site:
             raise BridgeError(
                 f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: the "

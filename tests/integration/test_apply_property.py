@@ -160,7 +160,9 @@ class Site:
         return [body for _, body in self.published_with_seq()]
 
     def published_with_seq(self) -> list[tuple[int, bytes]]:
-        rows = self.reader.execute(self.fetch, {"after": self.cursor, "limit": 1000}).fetchall()
+        rows = self.reader.execute(
+            self.fetch, {"after": self.cursor, "gaps": [], "limit": 1000}
+        ).fetchall()
         bodies = []
         for row in rows:
             assert row[3] == self.name

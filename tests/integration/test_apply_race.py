@@ -54,7 +54,9 @@ class Site:
     def published(self) -> list[Event]:
         """New outbox rows, as the dispatcher would send them."""
         fetch = for_url(self.cfg.database_url).render("outbox_fetch")
-        rows = self.reader.execute(fetch, {"after": self.cursor, "limit": 100}).fetchall()
+        rows = self.reader.execute(
+            fetch, {"after": self.cursor, "gaps": [], "limit": 100}
+        ).fetchall()
         self.cursor = max([self.cursor, *(r[0] for r in rows)])
         return [decode(message(r, self.cfg.site.lower())[0]) for r in rows]
 

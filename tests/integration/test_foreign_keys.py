@@ -88,7 +88,9 @@ def publish_reordered(cfg: Config, order: list[int]) -> list[dict[str, Any]]:
     receive them when they were not published in order."""
     dialect = for_url(cfg.database_url)
     with dialect.connect(cfg.database_url) as conn:
-        rows = conn.execute(dialect.render("outbox_fetch"), {"after": 0, "limit": 100}).fetchall()
+        rows = conn.execute(
+            dialect.render("outbox_fetch"), {"after": 0, "gaps": [], "limit": 100}
+        ).fetchall()
         conn.execute(
             "UPDATE bridge_outbox SET published_at = clock_timestamp() WHERE seq = ANY(%s)",
             ([rows[n][0] for n in order],),

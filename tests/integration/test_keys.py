@@ -181,7 +181,9 @@ def test_an_insert_into_a_deferrable_key_that_a_local_insert_races_is_decided_ag
     sql(db_of(london), "INSERT INTO ranks VALUES (5, 'london')")
     dialect = for_url(london.database_url)
     with dialect.connect(london.database_url) as conn:
-        rows = conn.execute(dialect.render("outbox_fetch"), {"after": 0, "limit": 10}).fetchall()
+        rows = conn.execute(
+            dialect.render("outbox_fetch"), {"after": 0, "gaps": [], "limit": 10}
+        ).fetchall()
     events = [decode(message(row, "london")[0]) for row in rows]
     applier = ObservedApplier(madrid, for_url(madrid.database_url))
     try:

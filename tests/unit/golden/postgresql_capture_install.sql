@@ -90,7 +90,10 @@ BEGIN
     IF bridge_path IS NOT NULL THEN
         PERFORM pg_catalog.set_config('search_path', bridge_path, true);
     END IF;
-    PERFORM pg_catalog.pg_notify('bridge_outbox', '');
+    -- wake the dispatcher if it waits for it, without a notification otherwise
+    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(7093848243014293323) THEN
+        PERFORM pg_catalog.pg_notify('bridge_outbox', '');
+    END IF;
     RETURN NULL;
 END
 $bridge$;
@@ -188,7 +191,10 @@ BEGIN
     IF bridge_path IS NOT NULL THEN
         PERFORM pg_catalog.set_config('search_path', bridge_path, true);
     END IF;
-    PERFORM pg_catalog.pg_notify('bridge_outbox', '');
+    -- wake the dispatcher if it waits for it, without a notification otherwise
+    IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(7093848243014293323) THEN
+        PERFORM pg_catalog.pg_notify('bridge_outbox', '');
+    END IF;
     RETURN NULL;
 END
 $bridge$;
