@@ -400,7 +400,14 @@ class Applier:
         }
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
-            published_at, deleted, ts, origin, event_id, _ = cur.fetchone()
+            published_at, deleted, ts, origin, event_id, _, unconfirmed = cur.fetchone()
+            if unconfirmed:  # kept until its publish is confirmed (outbox_delete.sql.j2)
+                log.debug(
+                    "site=%s event=%s table=%s echo came before the publish was confirmed",
+                    self.config.site,
+                    event.id,
+                    event.table,
+                )
             if published_at is not None and (self._echoed is None or published_at > self._echoed):
                 self._echoed = published_at
             if ts is not None and origin != event.origin:

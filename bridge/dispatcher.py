@@ -6,20 +6,22 @@ serialised by notifications: sql_templates/postgresql/_wakeup.sql.j2); while a c
 transaction is open it cannot wait and reads again every `BUSY_POLL`; and it polls every
 `poll_interval` as a safety net. Up to `max_in_flight` messages await their confirm at once;
 a row is marked published only after the broker confirmed it (the quorum queues have it on a
-majority of nodes). Each read also looks for the seqs the in-order read passed over lately
-(a transaction committed after a later one was read): their rows go as soon as they commit.
-A sweep publishes what the reads left behind: such rows older than GAP_TTL, and rows whose
-publish was not confirmed (refused, or the connection was lost first: a new session reads
-the outbox from its start). A confirmed row is published again only on evidence that this
-site's own queue lost it: its consumer has taken every message confirmed after it and the
-row's echo never came (bridge/progress.py). A slow queue is no such evidence: republishing
-into it would only lengthen every queue. Receivers drop duplicates through their inbox. A
-session advisory lock keeps a single dispatcher per site database. What was sent, confirmed
-and sent again is added to `bridge_meta` (`dispatcher`) for `bridge status`.
+majority of nodes), or dropped then if its echo already came back (outbox_delete.sql.j2).
+Each read also looks for the seqs the in-order read passed over lately (a transaction
+committed after a later one was read): their rows go as soon as they commit. A sweep
+publishes what the reads left behind: such rows older than GAP_TTL, and rows whose publish
+was not confirmed (refused, or the connection was lost first: a new session reads the outbox
+from its start). A confirmed row is published again only on evidence that this site's own
+queue lost it: its consumer has taken every message confirmed after it and the row's echo
+never came (bridge/progress.py). A slow queue is no such evidence: republishing into it
+would only lengthen every queue. Receivers drop duplicates through their inbox. A session
+advisory lock keeps a single dispatcher per site database. What was sent, confirmed and sent
+again is added to `bridge_meta` (`dispatcher`) for `bridge status`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -141,8 +143,9 @@ class _Session:
         self.next_tag = 0
         self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
         self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
-        # seqs confirmed but not marked, their row locked by the consumer applying its echo
-        # (or gone): the sweep leaves them alone for republish_after, like published rows
+        # seqs confirmed but not marked, their row locked by the consumer applying its echo:
+        # marked at the next _mark_confirmed; the sweep leaves them alone meanwhile (for
+        # republish_after at most, like published rows)
         self.unmarked: dict[int, float] = {}
         self.returned: set[int] = set()  # seqs the broker could not route
         self.pump_scheduled = False
@@ -243,8 +246,17 @@ class _Session:
         self._wake()
 
     def _on_db_readable(self, _fd: int, _events: int) -> None:
+        # guarded: a lost database connection ends the session like any database error,
+        # closing the broker connection (raised out of the loop, it left the connection
+        # open, unserviced, until the broker dropped it for missed heartbeats)
+        self._guarded(self._take_notifications)
+        if self.error is not None and self.conn is not None:  # the socket stays readable
+            with contextlib.suppress(Exception):  # removed already
+                self.conn.ioloop.remove_handler(_fd)
+
+    def _take_notifications(self) -> None:
         pgconn = self.db.pgconn
-        pgconn.consume_input()
+        pgconn.consume_input()  # psycopg.OperationalError if the connection is lost
         while pgconn.notifies() is not None:
             self._wake()
 
@@ -453,12 +465,19 @@ class _Session:
             self._wake()
 
     def _mark_confirmed(self) -> None:
-        if not self.confirmed:
+        """Mark the confirmed rows (drop those whose echo came first); a row the consumer
+        holds locked is tried again at the next call, until republish_after."""
+        if not self.confirmed and not self.unmarked:
             return
-        seqs, self.confirmed = self.confirmed, []
-        marked = {r[0] for r in self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})}
+        fresh, self.confirmed = self.confirmed, []
+        seqs = fresh + [s for s in self.unmarked if s not in fresh]
+        done = {r[0] for r in self.db.execute(self.sql["outbox_mark_published"], {"seqs": seqs})}
         now = time.monotonic()
-        self.unmarked.update((s, now) for s in seqs if s not in marked)
+        for s in seqs:
+            if s in done:
+                self.unmarked.pop(s, None)
+            else:
+                self.unmarked.setdefault(s, now)
         failpoints.hit("dispatch.marked")
-        self.o.stats.add("published", len(seqs))
-        self.counts["confirmed"] += len(seqs)
+        self.o.stats.add("published", len(fresh))
+        self.counts["confirmed"] += len(fresh)

@@ -181,6 +181,17 @@ def require_initialised(dialect: Dialect, conn: Any, site: str) -> None:
         )
 
 
+def require_current(dialect: Dialect, conn: Any) -> None:
+    """SchemaError unless bridge's tables have what this version needs."""
+    row = conn.execute(dialect.render("schema_current")).fetchone()
+    if not row or not row[0]:
+        raise SchemaError(
+            "bridge's tables in this database are those of an earlier version: run "
+            '`bridge init` again (it keeps every row; see "Upgrading bridge at a site" '
+            "in docs/operations.md)"
+        )
+
+
 def init(dialect: Dialect, conn: Any, site: str, sink: Sink, execute: bool) -> int:
     if execute:
         current = installed_site(dialect, conn)

@@ -13,6 +13,7 @@ the link once worked is retried (a broker node restarting may refuse logins for 
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -56,6 +57,7 @@ class Bridge:
         conn = self.dialect.connect(self.config.database_url)
         try:
             install.require_initialised(self.dialect, conn, self.config.site)
+            install.require_current(self.dialect, conn)
             for table, problem in install.drift(
                 self.dialect, conn, [t.name for t in self.config.tables]
             ).items():
@@ -147,6 +149,8 @@ class Bridge:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        # `kill -USR1 <pid>`: every thread's stack on stderr, for a bridge that seems stuck
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         self.start()
         while not self.stop_event.wait(report_every):
             log.info("site=%s %s", self.config.site, self.stats)

@@ -80,6 +80,11 @@ class BridgeProcess:
                 cwd=self.logdir,
             )
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.site} bridge not started"
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -248,7 +253,7 @@ def finish(
     try:
         settle(cfgs, sum(len(w.written) for w in writers), events)
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{troubles(procs)}") from None
+        raise AssertionError(f"{e}\n{sessions(cfgs)}\n{troubles(procs)}") from None
     assert all(p.alive() for p in procs.values()), "a bridge gave up"
     t = tally(cfgs, events, procs)
     print(f"\n{what}; {t.line()}")
@@ -258,8 +263,21 @@ def finish(
     return t
 
 
+def sessions(cfgs: list[Config]) -> str:
+    """The sites' database sessions that are not idle: who waits for what."""
+    rows = sql(
+        "postgres",
+        "SELECT datname, pid, application_name, state, wait_event_type, wait_event,"
+        " pg_blocking_pids(pid), now() - xact_start, left(query, 120)"
+        " FROM pg_stat_activity WHERE datname = ANY(%s) AND state <> 'idle' ORDER BY 1, 2",
+        [db_of(c) for c in cfgs],
+    )
+    return "sessions not idle:\n" + "\n".join(f"    {r}" for r in rows)
+
+
 def troubles(procs: Mapping[str, BridgeProcess], lines: int = 30) -> str:
-    """Per bridge: alive or not, and the last errors its logs hold."""
+    """Per bridge: alive or not, the last errors its logs hold, and (asked with SIGUSR1,
+    by the pid this module started) the stack of each of its threads."""
     out = []
     for site, p in procs.items():
         errors = [
@@ -269,6 +287,12 @@ def troubles(procs: Mapping[str, BridgeProcess], lines: int = 30) -> str:
         ]
         out.append(f"{site} bridge {'alive' if p.alive() else 'EXITED'}; last errors:")
         out += [f"    {line}" for line in errors[-lines:]]
+        if p.alive():
+            before = len(p.log_text())
+            os.kill(p.pid, signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda p=p, n=before: "File " in p.log_text()[n:], 10, "a stack dump")
+            out.append(f"{site} bridge threads:\n{p.log_text()[before:]}")
     return "\n".join(out)
 
 
