@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "catch_up_s": round(run.catch_up_seconds, 1),
         "catch_up_events_per_s": round(run.events / run.catch_up_seconds),
         "verify": "clean",
+        "peak_rss_mb": run.peak_rss_mb,
     }
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     write_results(NAME, result, markdown(result))
@@ -105,6 +106,10 @@ def markdown(r: dict[str, Any]) -> str:
             [
                 "LONDON back: caught up in",
                 f"{res['catch_up_s']} s ({res['catch_up_events_per_s']:,} events/s)",
+            ],
+            [
+                "resident memory at its peak, MB (bridges; broker nodes)",
+                str(res["peak_rss_mb"]),
             ],
             ["bridge verify", res["verify"]],
         ],

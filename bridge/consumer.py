@@ -39,6 +39,8 @@ from bridge.stats import Stats
 log = logging.getLogger(__name__)
 
 LOOK_EVERY = 2.0  # seconds between looks at the own queue while nothing is delivered
+DRAIN_REPORT_EVERY = 30.0  # seconds between progress lines while a backlog drains
+BACKLOG = 10_000  # messages waiting in the queue from which draining it is reported
 
 
 class Handler(Protocol):
@@ -65,6 +67,46 @@ def validate(body: bytes, message_id: str | None, user: str | None) -> Event:
     if message_id and message_id != event.id:
         raise EventError(f"message_id {message_id!r} differs from event id")
     return event
+
+
+class _Drain:
+    """While a queue holds a backlog (BACKLOG messages or more), a line every
+    DRAIN_REPORT_EVERY seconds: how many are left, the rate, the time to go; and one when
+    it has caught up (fewer than BACKLOG left)."""
+
+    def __init__(self, site: str, queue: str) -> None:
+        self.site, self.queue = site, queue
+        self.since = time.monotonic()
+        self.count = 0
+        self.draining = False
+
+    def taken(self, n: int, channel: Any) -> None:
+        self.count += n
+        now = time.monotonic()
+        if now - self.since < DRAIN_REPORT_EVERY:
+            return
+        left = channel.queue_declare(self.queue, passive=True).method.message_count
+        rate = self.count / (now - self.since)
+        if left >= BACKLOG:
+            log.info(
+                "site=%s queue=%s draining: %d messages left, %.0f/s, about %s to go",
+                self.site,
+                self.queue,
+                left,
+                rate,
+                _duration(left / rate) if rate else "?",
+            )
+            self.draining = True
+        elif self.draining:
+            log.info("site=%s queue=%s caught up: %d messages left", self.site, self.queue, left)
+            self.draining = False
+        self.since, self.count = now, 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"
 
 
 @dataclass
@@ -135,6 +177,7 @@ class Consumer:
                 ) from None
             log.info("site=%s consuming %s", self.config.site, self.queue)
             next_look = time.monotonic() + LOOK_EVERY
+            drain = _Drain(self.config.site, self.queue)
             while not self.stop.is_set():
                 conn.process_data_events(time_limit=0.05 if pending else 0.5)
                 if pending and (
@@ -145,6 +188,7 @@ class Consumer:
                     # the batch's ack must cover exactly what was applied
                     batch, pending = pending, []
                     self._process(conn, channel, dead_letters, batch)
+                    drain.taken(len(batch), channel)
                 elif not pending and self.progress and time.monotonic() >= next_look:
                     next_look = time.monotonic() + LOOK_EVERY
                     self._look(channel, self.progress)

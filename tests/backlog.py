@@ -11,6 +11,8 @@ converged after 15 minutes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ import psycopg
 
 from bridge import verify
 from bridge.config import Config
+from bridge.consumer import DRAIN_REPORT_EVERY
 from bridge.dialects import for_url
 from bridge.status import read as read_status
 from tests.conftest import AMQP_ADMIN, db_of, sql, wait_for
@@ -39,6 +42,7 @@ class BacklogResult:
     republished: dict[str, int]
     peak_depth: dict[str, int]  # the most messages each queue held at once
     captured: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # bridges, broker nodes
 
     def lines(self) -> list[str]:
         total = sum(self.sent.values())
@@ -50,18 +54,48 @@ class BacklogResult:
             f"the two writing sites equal {self.converge_seconds:.1f}s after the last commit",
             f"the returning site caught up in {self.catch_up_seconds:.1f}s "
             f"({self.events / self.catch_up_seconds:.0f} events/s)",
+            f"resident memory at its peak, MB {self.peak_rss_mb}",
         ]
 
 
+CLUSTER_DIR = Path(os.environ.get("BRIDGE_CLUSTER_DIR", "/var/tmp/bridge-cluster"))
+
+
+def rss_mb(pid: int) -> float | None:
+    """A process's resident memory (VmRSS), or None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def broker_nodes() -> dict[str, int]:
+    """The local cluster's nodes (scripts/cluster) by name: their pids, from its pid files."""
+    pids = {}
+    for n in (1, 2, 3):
+        with contextlib.suppress(OSError, ValueError):
+            pids[f"rabbit{n}"] = int((CLUSTER_DIR / f"rabbit{n}" / f"rabbit{n}.pid").read_text())
+    return pids
+
+
 class DepthWatch(threading.Thread):
-    """Reads every queue's depth once a second (passive declare) and keeps the peak."""
+    """Once a second: every queue's depth (passive declare), the resident memory of the
+    bridges it is told of (`track`) and of the cluster's nodes; keeps the peaks."""
 
     def __init__(self, queues: list[str], admin_url: str) -> None:
         super().__init__(daemon=True)
         self.queues = queues
         self.admin_url = admin_url
         self.peak = dict.fromkeys(queues, 0)
+        self.peak_rss: dict[str, float] = {}
+        self.pids: dict[str, int] = {}
         self.stop = threading.Event()
+
+    def track(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
 
     def run(self) -> None:
         conn = pika.BlockingConnection(pika.URLParameters(self.admin_url))
@@ -71,6 +105,10 @@ class DepthWatch(threading.Thread):
                 for q in self.queues:
                     n = ch.queue_declare(q, passive=True).method.message_count
                     self.peak[q] = max(self.peak[q], n)
+                for name, pid in {**dict(self.pids), **broker_nodes()}.items():
+                    mb = rss_mb(pid)
+                    if mb is not None:
+                        self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), round(mb, 1))
         finally:
             conn.close()
 
@@ -120,6 +158,8 @@ def run(
     watch.start()
     try:
         with processes([paris, madrid], logdir) as procs:
+            for site, proc in procs.items():
+                watch.track(f"bridge {site}", proc.pid)
             started = time.monotonic()
             threads = [
                 threading.Thread(target=write, args=(c, events_per_site, per_tx))
@@ -142,6 +182,7 @@ def run(
             procs["LONDON"] = london_proc = BridgeProcess(london, logdir)
             back = time.monotonic()
             london_proc.start()
+            watch.track("bridge LONDON", london_proc.pid)
             london_proc.wait_ready()
             wait_for(
                 lambda: equal(london, paris) and equal(london, madrid),
@@ -151,6 +192,8 @@ def run(
             )
             caught_up = time.monotonic() - back
             progress(f"LONDON caught up in {caught_up:.1f}s")
+            if caught_up > 2 * DRAIN_REPORT_EVERY:  # a long drain says how it goes
+                assert "draining:" in london_proc.all_logs(), "no progress line while draining"
             for proc in procs.values():  # a clean stop adds the last counts to bridge_meta
                 assert proc.terminate() == 0, proc.log_text()[-2000:]
     finally:
@@ -168,4 +211,5 @@ def run(
         republished={s: m.get("republished", 0) for s, m in meta.items()},
         peak_depth=watch.peak,
         captured={c.site: events_per_site for c in (paris, madrid)},
+        peak_rss_mb=watch.peak_rss,
     )
