@@ -11,6 +11,8 @@ notes `echoed_at`, the dispatcher publishes the row again, and drops it once con
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
@@ -20,6 +22,7 @@ from bridge.dialects import for_url
 from bridge.dispatcher import message
 from bridge.event import decode
 from tests.conftest import db_of, pg_url, running, sql, wait_for
+from tests.racing import waiting_for_lock
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +79,43 @@ def test_a_confirm_drops_a_row_already_echoed_and_marks_the_others(
         done = sorted(s for (s,) in conn.execute(mark, {"seqs": [first, second]}))
     assert done == [first, second]
     assert outbox(london) == [(second, True, False)]
+
+
+def test_an_echo_that_meets_the_mark_of_its_row_waits_for_it_and_drops_the_row(
+    sites: dict[str, Config],
+) -> None:
+    """The echo comes while the dispatcher's mark of the row is not committed yet: it
+    waits for the row, sees it published, and drops it (decided on its snapshot, it did
+    neither, and the row was published again for an echo that never came)."""
+    london = sites["LONDON"]
+    db = db_of(london)
+    dialect = for_url(london.database_url)
+    sql(db, "INSERT INTO orders (id, customer) VALUES (1, 'x')")
+    ((seq, event_id),) = sql(db, "SELECT seq, event_id::text FROM bridge_outbox")
+    params = {
+        "id": event_id,
+        "table": "orders",
+        "key": '{"id": 1}',
+        "ts": "2026-01-01T00:00:00Z",
+        "origin": "LONDON",
+        "deleted": False,
+    }
+    got: list[tuple[object, ...]] = []
+    with (
+        psycopg.connect(pg_url(db)) as dispatcher,
+        psycopg.connect(pg_url(db), autocommit=True) as consumer,
+        psycopg.connect(pg_url("postgres"), autocommit=True) as monitor,
+    ):
+        dispatcher.execute(dialect.render("outbox_mark_published"), {"seqs": [seq]})
+        pid = consumer.info.backend_pid
+        echo = threading.Thread(
+            target=lambda: got.append(
+                consumer.execute(dialect.render("outbox_delete"), params).fetchone()
+            )
+        )
+        echo.start()
+        wait_for(lambda: waiting_for_lock(monitor, pid), 10, "the echo waiting for the row")
+        dispatcher.commit()
+        echo.join(10)
+    assert got and got[0][0] is not None  # dropped, as published
+    assert outbox(london) == []
