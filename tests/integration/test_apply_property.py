@@ -8,7 +8,8 @@ the test is the network. Hypothesis writes a program of steps:
 - a local write at a site: one transaction of one or two statements (insert, update,
   delete, upsert, primary-key move) over ids 1..4, several rows per statement, with values
   that name the write. Its outbox rows are read as the dispatcher reads them
-  (`outbox_fetch`), made into a message by `bridge.dispatcher.message` as the dispatcher does;
+  (`outbox_fetch`), made into a message by `bridge.dispatcher.message` and marked published
+  (confirmed) as the dispatcher does;
   the message then travels to the other two sites and back to its origin (echo);
 - a delivery: any message in flight to a site (not only the oldest), decoded and applied
   with `Applier.apply_batch` in a batch of one to four, possibly left in flight to be
@@ -130,6 +131,7 @@ class Site:
         self.cfg = cfg
         dialect = for_url(cfg.database_url)
         self.fetch = dialect.render("outbox_fetch")
+        self.mark = dialect.render("outbox_mark_published")
         self.reader = psycopg.connect(cfg.database_url, autocommit=True)
         self.reader.execute(SKEWED_CLOCK)
         with dialect.connect(cfg.database_url) as conn:
@@ -168,6 +170,9 @@ class Site:
             assert row[3] == self.name
             bodies.append((row[0], message(row, self.name.lower())[0]))
             self.cursor = max(self.cursor, row[0])
+        if rows:  # the broker confirmed them: marked, as the dispatcher does (an echo
+            # drops only a row whose publish was confirmed: outbox_delete.sql.j2)
+            self.reader.execute(self.mark, {"seqs": [r[0] for r in rows]})
         return bodies
 
     def orders(self) -> dict[int, str]:
