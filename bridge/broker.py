@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import datetime as dt
 import itertools
 import logging
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "bridge.events"
 DEAD_LETTER_EXCHANGE = "bridge.dlx"
+EVENTS_HEADER = "x-bridge-events"  # events a batch message carries (bridge/wire.py)
 REASON_HEADER = "x-bridge-reason"
 QUEUE_HEADER = "x-bridge-queue"
 # The broker user RabbitMQ validated for the original message (its user_id), kept by the
@@ -173,6 +175,17 @@ def properties(
         user_id=user,
         headers={"x-bridge-origin": origin},
     )
+
+
+def one_event_properties(
+    props: pika.BasicProperties, event_id: str, type_: str
+) -> pika.BasicProperties:
+    """The properties of one event of a batch sent on alone (to a dead-letter queue): the
+    batch's, with the event's id and type."""
+    one = copy.copy(props)
+    one.message_id, one.type = event_id, type_
+    one.headers = {k: v for k, v in (props.headers or {}).items() if k != EVENTS_HEADER}
+    return one
 
 
 def dead_letter_properties(

@@ -58,6 +58,8 @@ class Config:
     republish_after: float = 60.0
     max_in_flight: int = 1000
     prefetch: int = 200
+    message_events: int = 100
+    message_bytes: int = 256 * 1024
     cleanup_interval: float = 3600.0
     heartbeat: int = 30
     peers: Mapping[str, str] = field(default_factory=dict)
@@ -187,6 +189,8 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         ("batch_size", int, 1),
         ("max_in_flight", int, 1),
         ("prefetch", int, 1),
+        ("message_events", int, 1),
+        ("message_bytes", int, 1024),
         ("heartbeat", int, 0),
         ("poll_interval", float, 0.01),
         ("republish_after", float, 1.0),

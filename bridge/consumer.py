@@ -24,12 +24,18 @@ import pika
 import pika.exceptions
 import psycopg
 
-from bridge import event as events
-from bridge import failpoints
+from bridge import failpoints, wire
 from bridge.apply import DUPLICATE, REJECTED, SUPERSEDED, Outcome
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
-from bridge.broker import DEAD_LETTER_EXCHANGE, Endpoints, dead_letter_properties, describe
+from bridge.broker import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_HEADER,
+    Endpoints,
+    dead_letter_properties,
+    describe,
+    one_event_properties,
+)
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
 from bridge.event import Event
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = 2.0  # seconds between looks at the own queue while nothing is delivered
 DRAIN_REPORT_EVERY = 30.0  # seconds between progress lines while a backlog drains
 BACKLOG = 10_000  # messages waiting in the queue from which draining it is reported
+MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), messages permitting
 
 
 class Handler(Protocol):
@@ -54,19 +61,19 @@ def broker_user_of(site: str) -> str:
     return site.lower()
 
 
-def validate(body: bytes, message_id: str | None, user: str | None) -> Event:
-    """Decode a message and check it against its AMQP properties: `user` is the broker user
-    RabbitMQ validated for the publish, and must be the event origin's. Raises EventError."""
-    event = events.decode(body)
+def validate(body: bytes, message_id: str | None, user: str | None) -> list[Event]:
+    """Decode a message (one event or a batch: bridge/wire.py) and check it against its
+    AMQP properties: `user` is the broker user RabbitMQ validated for the publish, and must
+    be the events' origin's; the message_id is the (first) event's id. Raises EventError."""
+    batch = wire.decode(body)
     if not user:
         raise EventError("message has no user_id: its origin cannot be trusted")
-    if user != broker_user_of(event.origin):
-        raise EventError(
-            f"origin {event.origin!r} does not match the publishing broker user {user!r}"
-        )
-    if message_id and message_id != event.id:
+    origin = batch[0].origin  # a batch's events all have its origin (wire.decode)
+    if user != broker_user_of(origin):
+        raise EventError(f"origin {origin!r} does not match the publishing broker user {user!r}")
+    if message_id and message_id != batch[0].id:
         raise EventError(f"message_id {message_id!r} differs from event id")
-    return event
+    return batch
 
 
 class _Drain:
@@ -107,6 +114,26 @@ def _duration(seconds: float) -> str:
     minutes, s = divmod(int(seconds), 60)
     hours, m = divmod(minutes, 60)
     return f"{hours}h{m:02d}m" if hours else f"{m}m{s:02d}s"
+
+
+def _events_in(pending: Sequence[_Delivery]) -> int:
+    """Events in these messages, as their `x-bridge-events` header says (one if absent)."""
+    total = 0
+    for d in pending:
+        n = (d.props.headers or {}).get(EVENTS_HEADER, 1)
+        total += n if isinstance(n, int) and n > 0 else 1
+    return total
+
+
+def _dead_letter(
+    d: _Delivery, event: Event | None, alone: bool
+) -> tuple[bytes, pika.BasicProperties]:
+    """What goes to the dead-letter queue: the message as it came if it is refused whole or
+    carries that one event only (`alone`); else the event alone, in a message of its own
+    (version 1), so that the rest of its batch, applied, is not retried with it."""
+    if event is None or alone:
+        return d.body, d.props
+    return event.encode(), one_event_properties(d.props, event.id, event.type)
 
 
 @dataclass
@@ -181,7 +208,9 @@ class Consumer:
             while not self.stop.is_set():
                 conn.process_data_events(time_limit=0.05 if pending else 0.5)
                 if pending and (
-                    len(pending) >= self.config.prefetch or not self._more_waiting(conn, pending)
+                    len(pending) >= self.config.prefetch
+                    or _events_in(pending) >= MAX_BATCH_EVENTS
+                    or not self._more_waiting(conn, pending)
                 ):
                     # deliveries that arrive while this batch is processed (the broker
                     # connection is serviced during database retries) go to a new list:
@@ -236,19 +265,24 @@ class Consumer:
         batch: list[_Delivery],
     ) -> None:
         valid: list[tuple[_Delivery, Event]] = []
-        rejected: list[tuple[_Delivery, str]] = []
+        # a message refused whole (event None), or one event of it
+        rejected: list[tuple[_Delivery, Event | None, str]] = []
+        carried: dict[int, int] = {}  # delivery tag -> its events
         for d in batch:
             try:
-                valid.append((d, validate(d.body, d.props.message_id, d.props.user_id)))
+                carried_events = validate(d.body, d.props.message_id, d.props.user_id)
             except EventError as exc:
-                rejected.append((d, str(exc)))
+                rejected.append((d, None, str(exc)))
+                continue
+            carried[d.tag] = len(carried_events)
+            valid.extend((d, e) for e in carried_events)
         outcomes = self._apply(conn, [e for _, e in valid])
         failpoints.hit("consume.applied")
         skipped: Counter[str] = Counter()
-        for (d, _event), outcome in zip(valid, outcomes, strict=True):
+        for (d, event), outcome in zip(valid, outcomes, strict=True):
             self.stats.add(outcome.status)
             if outcome.status == REJECTED:
-                rejected.append((d, outcome.reason))
+                rejected.append((d, event, outcome.reason))
             elif outcome.status in (DUPLICATE, ARCHIVE_DUPLICATE, SUPERSEDED):
                 skipped["superseded" if outcome.status == SUPERSEDED else "duplicate"] += 1
         if skipped:
@@ -256,27 +290,28 @@ class Consumer:
             # through the inbox; an older change of a row whose later change from the same
             # site is already applied (redelivered out of order) is skipped as superseded
             log.info(
-                "site=%s queue=%s %d duplicate(s) skipped, %d superseded of a batch of %d",
+                "site=%s queue=%s %d duplicate(s) skipped, %d superseded of a batch of %d event(s)",
                 self.config.site,
                 self.queue,
                 skipped["duplicate"],
                 skipped["superseded"],
-                len(batch),
+                len(valid),
             )
-        for d, reason in rejected:
+        for d, refused, reason in rejected:
+            body, props = _dead_letter(d, refused, carried.get(d.tag) == 1)
             log.warning(
                 "site=%s queue=%s message=%s dead-lettered: %s",
                 self.config.site,
                 self.queue,
-                d.props.message_id,
+                props.message_id,
                 reason,
             )
             dead_letters.basic_publish(
                 DEAD_LETTER_EXCHANGE,
                 f"{self.queue}.dlq",
-                d.body,
+                body,
                 dead_letter_properties(
-                    d.props, self.queue, reason, d.props.user_id, self.endpoints.user
+                    props, self.queue, reason, d.props.user_id, self.endpoints.user
                 ),
                 mandatory=True,
             )

@@ -4,7 +4,8 @@ It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY), which captur
 while it waits for one (an advisory lock it holds, so that the application's commits are not
 serialised by notifications: sql_templates/postgresql/_wakeup.sql.j2); while a capturing
 transaction is open it cannot wait and reads again every `BUSY_POLL`; and it polls every
-`poll_interval` as a safety net. Up to `max_in_flight` messages await their confirm at once;
+`poll_interval` as a safety net. Consecutive rows of one transaction go in one message
+(bridge/wire.py). Up to `max_in_flight` rows await their publish's confirm at once;
 a row is marked published only after the broker confirmed it (the quorum queues have it on a
 majority of nodes), or dropped then if its echo already came back (outbox_delete.sql.j2).
 Each read also looks for the seqs the in-order read passed over lately (a transaction
@@ -27,6 +28,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +37,11 @@ import pika.exceptions
 import psycopg
 from pika.adapters.select_connection import PollEvents
 
-from bridge import event, failpoints
+from bridge import event, failpoints, wire
 from bridge.backoff import run_sessions
 from bridge.broker import (
     EVENTS_EXCHANGE,
+    EVENTS_HEADER,
     Endpoints,
     describe,
     parameters,
@@ -61,11 +64,33 @@ COUNTS_EVERY = 10.0  # seconds between additions to the counters in bridge_meta
 
 
 def message(row: tuple[Any, ...], user: str) -> tuple[bytes, pika.BasicProperties]:
-    """The message of an outbox row (as `outbox_fetch` reads it, the payload as JSON text),
+    """The message of one outbox row (as `outbox_fetch` reads it, the payload as JSON text),
     published by the site's broker user `user`."""
-    _seq, event_id, created_at, origin, type_, payload = row
-    body = event.encode(event_id, created_at, origin, type_, payload)
-    return body, properties(event_id, type_, created_at, origin, user)
+    return batch_message([row], user)
+
+
+def batch_message(rows: Sequence[tuple[Any, ...]], user: str) -> tuple[bytes, pika.BasicProperties]:
+    """The message of consecutive outbox rows of one transaction (bridge/wire.py): the
+    event itself for one row, a version 2 batch for several."""
+    bodies = [_body(row) for row in rows]
+    return _message(rows, bodies, user)
+
+
+def _body(row: tuple[Any, ...]) -> bytes:
+    _seq, event_id, created_at, origin, type_, payload = row[:6]
+    return event.encode(event_id, created_at, origin, type_, payload)
+
+
+def _message(
+    rows: Sequence[tuple[Any, ...]], bodies: Sequence[bytes], user: str
+) -> tuple[bytes, pika.BasicProperties]:
+    _seq, event_id, created_at, origin, type_ = rows[0][:5]
+    props = properties(event_id, type_, created_at, origin, user)
+    if len(rows) > 1:
+        props.type = wire.BATCH_TYPE
+        assert props.headers is not None
+        props.headers[EVENTS_HEADER] = len(rows)
+    return wire.encode(origin, bodies), props
 
 
 class Dispatcher:
@@ -103,8 +128,8 @@ class Dispatcher:
 
 @dataclass(frozen=True)
 class _Sent:
-    seq: int
-    event_id: str
+    seqs: tuple[int, ...]  # the outbox rows of the message
+    event_id: str  # its message_id: the first event's id
     at: float
 
 
@@ -142,6 +167,7 @@ class _Session:
         self.base = 0  # the last seq handed out when this session began: gaps after it
         self.next_tag = 0
         self.in_flight: dict[int, _Sent] = {}  # delivery tag -> what was sent
+        self.rows_in_flight = 0  # outbox rows in the messages of in_flight
         self.confirmed: list[int] = []  # seqs confirmed, not yet marked published
         # seqs confirmed but not marked, their row locked by the consumer applying its echo:
         # marked at the next _mark_confirmed; the sweep leaves them alone meanwhile (for
@@ -348,7 +374,8 @@ class _Session:
 
     # -- publishing --------------------------------------------------------------------
     def _room(self) -> int:
-        return min(self.cfg.batch_size, self.cfg.max_in_flight - len(self.in_flight))
+        """Rows that may be read now: max_in_flight counts rows, not messages."""
+        return min(self.cfg.batch_size, self.cfg.max_in_flight - self.rows_in_flight)
 
     def _publish_next(self) -> bool:
         """Publish the next rows in seq order; True if there may be more right away."""
@@ -373,7 +400,7 @@ class _Session:
                 if seq - low - 1 <= MAX_GAPS - len(self.gaps):
                     self.gaps.update((s, now) for s in range(low + 1, seq))
                 self.cursor = seq
-            self._publish(row)
+        self._publish(rows)
         self.more = len(rows) == room
         return self.more and self._room() > 0
 
@@ -393,7 +420,8 @@ class _Session:
             self.sql["outbox_fetch_stragglers"],
             {
                 "upto": self.cursor,
-                "in_flight": [s.seq for s in self.in_flight.values()] + list(self.unmarked),
+                "in_flight": [s for sent in self.in_flight.values() for s in sent.seqs]
+                + list(self.unmarked),
                 "passed": passed,
                 "limit": room,
             },
@@ -415,23 +443,37 @@ class _Session:
                 self.cfg.site,
                 len(rows) - again,
             )
-        for row in rows:
-            self._publish(row[:-1])
+        self._publish([row[:-1] for row in rows])
 
-    def _publish(self, row: tuple[Any, ...]) -> None:
-        seq, event_id, _created_at, origin = row[:4]
-        self.gaps.pop(seq, None)
-        if origin != self.cfg.site:
-            raise BridgeError(
-                f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: the "
-                "database_url points at another site's database"
-            )
-        body, props = message(row, self.o.endpoints.user)
-        self.channel.basic_publish(EVENTS_EXCHANGE, "", body, props, mandatory=True)
-        self.counts["sent"] += 1
-        self.next_tag += 1
-        self.in_flight[self.next_tag] = _Sent(seq, event_id, time.monotonic())
-        failpoints.hit("dispatch.published")
+    def _publish(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Publish rows read in seq order: consecutive rows of one transaction together,
+        up to message_events / message_bytes a message (bridge/wire.py)."""
+        for row in rows:
+            seq, origin = row[0], row[3]
+            self.gaps.pop(seq, None)
+            if origin != self.cfg.site:
+                raise BridgeError(
+                    f"outbox row {seq} has origin {origin!r} but this is site {self.cfg.site}: "
+                    "the database_url points at another site's database"
+                )
+        items = [(row, _body(row)) for row in rows]
+        for group in wire.group(
+            items,
+            lambda item: item[0][6] if len(item[0]) > 6 else None,
+            lambda item: len(item[1]),
+            self.cfg.message_events,
+            self.cfg.message_bytes,
+        ):
+            batch = [row for row, _ in group]
+            body, props = _message(batch, [b for _, b in group], self.o.endpoints.user)
+            self.channel.basic_publish(EVENTS_EXCHANGE, "", body, props, mandatory=True)
+            self.counts["sent"] += len(batch)
+            self.counts["messages"] += 1
+            self.next_tag += 1
+            seqs = tuple(row[0] for row in batch)
+            self.in_flight[self.next_tag] = _Sent(seqs, batch[0][1], time.monotonic())
+            self.rows_in_flight += len(seqs)
+            failpoints.hit("dispatch.published")
 
     def _on_return(self, _ch: Any, _method: Any, props: Any, _body: bytes) -> None:
         log.error(
@@ -441,7 +483,10 @@ class _Session:
             EVENTS_EXCHANGE,
         )
         self.returned.update(
-            s.seq for s in self.in_flight.values() if s.event_id == props.message_id
+            seq
+            for sent in self.in_flight.values()
+            if sent.event_id == props.message_id
+            for seq in sent.seqs
         )
 
     def _on_confirm(self, frame: Any) -> None:
@@ -453,12 +498,13 @@ class _Session:
             sent = self.in_flight.pop(t, None)
             if sent is None:
                 continue
-            seq = sent.seq
-            if acked and seq not in self.returned:
-                self.confirmed.append(seq)
-            else:  # left unpublished: the next sweep publishes it again
-                self.returned.discard(seq)
-                self.o.stats.add("nacked")
+            self.rows_in_flight -= len(sent.seqs)
+            for seq in sent.seqs:
+                if acked and seq not in self.returned:
+                    self.confirmed.append(seq)
+                else:  # left unpublished: the next sweep publishes it again
+                    self.returned.discard(seq)
+                    self.o.stats.add("nacked")
         if self.confirmed:
             failpoints.hit("dispatch.confirmed")
         if self.more or self.confirmed:

@@ -49,6 +49,7 @@ from bridge.broker import (
     Endpoints,
     dead_letter_properties,
     describe,
+    one_event_properties,
 )
 from bridge.config import Config
 from bridge.consumer import validate
@@ -328,30 +329,57 @@ class _Held:
 def _retry_chunk(
     config: Config, held: _Held, applier: Applier, chunk: list[_Message]
 ) -> list[RetryResult]:
-    results: dict[int, RetryResult] = {}
-    valid: list[tuple[int, _Message, str | None, Event]] = []
+    """Apply the events of these messages. A message of one event is removed if it applied
+    and put back with the new reason if not; a batch (bridge/wire.py) is removed once its
+    events are decided on, the events that failed again each put back in a message of its
+    own. One result per event (per message for a message that is not valid)."""
+    results: dict[int, list[RetryResult]] = {}
+    valid: list[tuple[int, _Message, str | None, list[Event]]] = []
     for n, m in enumerate(chunk):
         publisher = verified_publisher(m.props, held.user)
         try:
             valid.append((n, m, publisher, validate(m.body, m.props.message_id, publisher)))
         except EventError as exc:
-            results[n] = _back(config, held, m, publisher, str(exc))
-    outcomes = applier.apply_batch([event for *_, event in valid]) if valid else []
-    for (n, m, publisher, _event), outcome in zip(valid, outcomes, strict=True):
-        if outcome.status == REJECTED:
-            results[n] = _back(config, held, m, publisher, outcome.reason)
-            continue
-        held.ack(m)
-        log.info(
-            "site=%s event=%s retried from %s: %s %s",
-            config.site,
-            m.key,
-            held.queue,
-            outcome.status,
-            outcome.reason,
-        )
-        results[n] = RetryResult(m.key, outcome.status, outcome.reason)
-    return [results[n] for n in range(len(chunk))]
+            results[n] = [_back(config, held, m, publisher, str(exc))]
+    every = [e for *_, carried in valid for e in carried]
+    outcomes = iter(applier.apply_batch(every) if every else [])
+    for n, m, publisher, carried in valid:
+        results[n] = []
+        for e in carried:
+            outcome = next(outcomes)
+            if outcome.status == REJECTED:
+                if len(carried) == 1:
+                    results[n].append(_back(config, held, m, publisher, outcome.reason))
+                    continue
+                alone = _Message(m.tag, one_event_properties(m.props, e.id, e.type), e.encode())
+                held.publish(
+                    alone.body,
+                    dead_letter_properties(
+                        alone.props, config.queue, outcome.reason, publisher, held.user
+                    ),
+                )
+                log.warning(
+                    "site=%s event=%s of batch %s retry failed, back in %s: %s",
+                    config.site,
+                    e.id,
+                    m.key,
+                    held.queue,
+                    outcome.reason,
+                )
+                results[n].append(RetryResult(e.id, FAILED, outcome.reason))
+                continue
+            log.info(
+                "site=%s event=%s retried from %s: %s %s",
+                config.site,
+                e.id,
+                held.queue,
+                outcome.status,
+                outcome.reason,
+            )
+            results[n].append(RetryResult(e.id, outcome.status, outcome.reason))
+        if not (len(carried) == 1 and results[n][0].status == FAILED):
+            held.ack(m)
+    return [r for n in range(len(chunk)) for r in results[n]]
 
 
 def _back(
