@@ -59,9 +59,16 @@ def target_single(clients: int) -> float:
 ROWS_PER_STATEMENT = 100
 COLUMNS = "id, customer, amount, note, updated_at, blob"
 INSERT_ONE = f"INSERT INTO orders ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
-INSERT_MANY = f"INSERT INTO orders ({COLUMNS}) VALUES " + ", ".join(
-    ["(%s, %s, %s, %s, %s, %s)"] * ROWS_PER_STATEMENT
-)
+
+
+def insert_many(rows: int) -> str:
+    """One INSERT statement of `rows` rows."""
+    return f"INSERT INTO orders ({COLUMNS}) VALUES " + ", ".join(
+        ["(%s, %s, %s, %s, %s, %s)"] * rows
+    )
+
+
+INSERT_MANY = insert_many(ROWS_PER_STATEMENT)
 
 Row = tuple[int, str, Decimal, str, dt.datetime, bytes]
 

@@ -23,7 +23,8 @@ class SiteStatus:
     conflicts: int
     waiting: int  # events waiting for a row they reference (bridge_waiting)
     archived: int
-    dispatcher: dict[str, int] = field(default_factory=dict)  # sent, confirmed, republished
+    # sent, messages, confirmed, republished
+    dispatcher: dict[str, int] = field(default_factory=dict)
 
     @property
     def republish_ratio(self) -> float | None:
@@ -65,6 +66,7 @@ class SiteStatus:
             ("waiting", str(self.waiting)),
             ("archived", str(self.archived)),
             ("sent", str(self.dispatcher.get("sent", 0))),
+            ("messages", str(self.dispatcher.get("messages", 0))),
             ("confirmed", str(self.dispatcher.get("confirmed", 0))),
             ("republished", str(self.dispatcher.get("republished", 0))),
             ("republish_ratio", "-" if ratio is None else f"{ratio:.2%}"),
