@@ -30,7 +30,21 @@ from psycopg.types.json import Jsonb
 
 from bridge import codec, failpoints
 from bridge import event as events
+from bridge.bulk import Bulk
 from bridge.config import Config, TableConfig
+from bridge.decision import (
+    APPLIED,
+    CONFLICT,
+    DUPLICATE,
+    ECHO,
+    REJECTED,
+    SUPERSEDED,
+    WAITING,
+    Outcome,
+    RowState,
+    Verdict,
+    Version,
+)
 from bridge.dialects.base import Column, Dialect, TableInfo, close_quietly, literal
 from bridge.errors import DatabaseError, EventError, SchemaError, one_line
 from bridge.event import Event
@@ -38,16 +52,6 @@ from bridge.progress import QueueProgress
 
 log = logging.getLogger(__name__)
 
-APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED, WAITING = (
-    "applied",
-    "duplicate",
-    "superseded",
-    "conflict",
-    "echo",
-    "rejected",
-    "waiting",
-)
-Version = tuple[dt.datetime, str]
 LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
 MAX_CACHED_UPSERTS = 256  # statements per (table, columns carried): a handful in practice
 WAITING_PER_BATCH = 100  # waiting events tried again after each batch, oldest first
@@ -55,12 +59,6 @@ WAITING_PER_BATCH = 100  # waiting events tried again after each batch, oldest f
 UNWRITABLE = (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError)
 REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
 CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,29 +99,6 @@ def statements(dialect: Dialect, info: TableInfo) -> Statements:
             for field, (template, switches) in TEMPLATES.items()
         }
     )
-
-
-@dataclass(frozen=True)
-class _RowState:
-    """What a change is decided on: the local row (None if absent), the row's last applied
-    version (or echoed local one) and the newest local change of the row still in the
-    outbox."""
-
-    local_row: dict[str, Any] | None
-    version: Version | None  # bridge_row_version's
-    pending_ts: dt.datetime | None
-
-    @classmethod
-    def of(
-        cls,
-        local_row: dict[str, Any] | None,
-        version_ts: dt.datetime | None,
-        version_origin: str | None,
-        pending_ts: dt.datetime | None,
-    ) -> _RowState:
-        """From the columns of _row_state.sql.j2."""
-        version = (version_ts, version_origin) if version_ts and version_origin else None
-        return cls(local_row, version, pending_ts)
 
 
 class _Retry(Exception):
@@ -167,8 +142,10 @@ class Applier:
                 "waiting_fetch",
                 "waiting_done",
                 "clock",
+                "apply_name",
             )
         }
+        self._bulk = Bulk(self)
         self._sql["immediate"] = self.dialect.render("apply_constraints", deferred=False)
         self._sql["deferred"] = self.dialect.render("apply_constraints", deferred=True)
         refs = [literal(self.dialect.table_ref(t.name).ref) for t in self.config.tables]
@@ -207,6 +184,7 @@ class Applier:
             log.warning("site=%s table=%s %s", self.config.site, table.name, exc)
             return None
         self.tables[table.name] = (table, info, statements(self.dialect, info))
+        self._bulk.forget(table.name)
         self._upserts = {k: v for k, v in self._upserts.items() if k[0] != table.name}
         return info
 
@@ -285,8 +263,13 @@ class Applier:
         self._echoed = None
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
-            for event in events:
-                outcomes.append(self._apply_guarded(cur, event, savepoints))
+            if savepoints:
+                outcomes = [self._apply_guarded(cur, event, True) for event in events]
+            else:  # runs of events set-based (bridge/bulk.py), the others one by one
+                try:
+                    outcomes = self._bulk.apply(cur, events)
+                except UNWRITABLE as exc:
+                    raise _Retry() from exc
             if self._waiting or any(o.status == WAITING for o in outcomes):
                 self._retry_waiting(cur)
             failpoints.hit("apply.statements")
@@ -389,8 +372,10 @@ class Applier:
             outcome.status,
         )
 
-    def _apply_one(self, cur: Any, event: Event) -> Outcome:
-        version = {
+    @staticmethod
+    def _version_params(event: Event) -> dict[str, Any]:
+        """The bind values that name an event and its row version."""
+        return {
             "table": event.table,
             "key": json.dumps(event.key, sort_keys=True),
             "ts": event.timestamp,
@@ -398,6 +383,9 @@ class Applier:
             "deleted": event.op == "delete",
             "id": event.id,
         }
+
+    def _apply_one(self, cur: Any, event: Event) -> Outcome:
+        version = self._version_params(event)
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
             published_at, deleted, ts, origin, event_id, _, unconfirmed = cur.fetchone()
@@ -431,8 +419,28 @@ class Applier:
             return Outcome(DUPLICATE)
         # the state read with the claim holds unless something committed on the row
         # between its snapshot and its lock (apply_lock)
-        state: _RowState | None = _RowState.of(*row) if settled else None
+        return self._settle(cur, event, params, present, RowState.of(*row) if settled else None)
+
+    def _finished(self, count: int) -> None:
+        """`count` more events of the batch are decided on and written (bridge/bulk.py
+        calls it per run, and per event it applies alone): a hook for observers."""
+
+    def _settle(
+        self,
+        cur: Any,
+        event: Event,
+        params: dict[str, Any],
+        present: bool | None,
+        state: RowState | None,
+    ) -> Outcome:
+        """Decide on a claimed change of a locked (or absent) row and apply it: `present`,
+        whether the lock found the row (None: lock it first); `state`, what to decide on
+        (None: read it under the lock)."""
+        table, info, stmts = self.tables[event.table]
         while True:
+            if present is None:
+                cur.execute(stmts.lock, params)
+                present, state = cur.fetchone()[1], None
             if state is None:
                 state = self._read(cur, stmts, params)
             if (state.local_row is not None) == present:
@@ -441,13 +449,12 @@ class Applier:
                     return outcome
             # the row appeared since it was locked (a local insert of its key committed
             # meanwhile): lock it, read again and decide against it
-            cur.execute(stmts.lock, params)
-            present, state = cur.fetchone()[1], None
+            present, state = None, None
 
     @staticmethod
-    def _read(cur: Any, stmts: Statements, params: dict[str, Any]) -> _RowState:
+    def _read(cur: Any, stmts: Statements, params: dict[str, Any]) -> RowState:
         cur.execute(stmts.read, params)
-        return _RowState.of(*cur.fetchone())
+        return RowState.of(*cur.fetchone())
 
     def _decide(
         self,
@@ -457,10 +464,29 @@ class Applier:
         stmts: Statements,
         event: Event,
         params: dict[str, Any],
-        state: _RowState,
+        state: RowState,
     ) -> Outcome | None:
         """Decide on a change of the locked (or absent) row and apply it. None: the row was
         absent and a local insert of its key committed before ours could be written."""
+        verdict = self._judge(table, info, event, state)
+        local_row = state.local_row
+        if verdict.status == SUPERSEDED:
+            return Outcome(SUPERSEDED)
+        if verdict.status == CONFLICT:
+            self._conflict(cur, event, verdict.reason, verdict.known, local_row)
+            return Outcome(CONFLICT, verdict.reason)
+        if event.op == "delete":
+            cur.execute(stmts.delete if local_row is not None else stmts.tombstone, params)
+        elif local_row is not None:
+            cur.execute(self._write(event, params, new_row=False), params)
+        elif not self._insert(cur, stmts, event, params, state):
+            return None
+        self._overwrote(cur, event, verdict, local_row)
+        return Outcome(APPLIED)
+
+    def _judge(self, table: TableConfig, info: TableInfo, event: Event, state: RowState) -> Verdict:
+        """Whether a change of a row in this state is applied (APPLIED), skipped
+        (SUPERSEDED) or loses (CONFLICT, with the reason), under the table's policy."""
         known, local_row = state.version, state.local_row
         incoming: Version = (event.timestamp, event.origin)
         if known and known[1] == event.origin and incoming <= known:
@@ -468,28 +494,26 @@ class Applier:
             # applied: delivered late (RabbitMQ returns the unacknowledged messages of a
             # crashed consumer out of order). Not a conflict, and under every policy never
             # applied: a row is never rolled back to an earlier state of the same writer.
-            return Outcome(SUPERSEDED)
+            return Verdict(SUPERSEDED, "", known, False)
         pending = False
         if state.pending_ts is not None and (
             known is None or (state.pending_ts, self.config.site) > known
         ):
             known, pending = (state.pending_ts, self.config.site), True
-
         lost = self._loses(table, info, event, incoming, known, pending, local_row)
         if lost:
-            self._conflict(cur, event, lost, known, local_row)
-            return Outcome(CONFLICT, lost)
-        if event.op == "delete":
-            cur.execute(stmts.delete if local_row is not None else stmts.tombstone, params)
-        elif local_row is not None:
-            cur.execute(self._write(event, params, new_row=False), params)
-        elif not self._insert(cur, stmts, event, params, state):
-            return None
-        if pending:
+            return Verdict(CONFLICT, lost, known, pending)
+        return Verdict(APPLIED, "", known, pending)
+
+    def _overwrote(
+        self, cur: Any, event: Event, verdict: Verdict, local_row: dict[str, Any] | None
+    ) -> None:
+        if verdict.pending:
             # a newer remote write replaced a local change that is still on its way out:
             # a true concurrent write, logged so the overwritten value stays visible
-            self._conflict(cur, event, "overwrote a concurrent local change", known, local_row)
-        return Outcome(APPLIED)
+            self._conflict(
+                cur, event, "overwrote a concurrent local change", verdict.known, local_row
+            )
 
     def _insert(
         self,
@@ -497,7 +521,7 @@ class Applier:
         stmts: Statements,
         event: Event,
         params: dict[str, Any],
-        state: _RowState,
+        state: RowState,
     ) -> bool:
         """Insert a row that was absent when the change was decided on. False, with nothing
         written, if a local transaction got in the way: one that inserted the key committed

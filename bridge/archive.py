@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 
 from bridge import codec
-from bridge.apply import Outcome
 from bridge.config import Config
+from bridge.decision import Outcome
 from bridge.dialects.base import close_quietly
 from bridge.errors import DatabaseError, one_line
 from bridge.event import Event

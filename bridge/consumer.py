@@ -25,7 +25,6 @@ import pika.exceptions
 import psycopg
 
 from bridge import failpoints, wire
-from bridge.apply import DUPLICATE, REJECTED, SUPERSEDED, Outcome
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import (
@@ -37,6 +36,7 @@ from bridge.broker import (
     one_event_properties,
 )
 from bridge.config import Config
+from bridge.decision import DUPLICATE, REJECTED, SUPERSEDED, Outcome
 from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
 from bridge.event import Event
 from bridge.progress import QueueProgress

@@ -40,7 +40,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from bridge.apply import REJECTED, Applier
+from bridge.apply import Applier
 from bridge.broker import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTERED_AT_HEADER,
@@ -53,6 +53,7 @@ from bridge.broker import (
 )
 from bridge.config import Config
 from bridge.consumer import validate
+from bridge.decision import REJECTED
 from bridge.dialects import for_url
 from bridge.errors import BrokerError, DatabaseError, EventError
 from bridge.event import Event

@@ -46,7 +46,9 @@ class Race:
 
 
 class ObservedApplier(Applier):
-    """The real Applier, counting the events of the current batch it has finished."""
+    """The real Applier, counting the events of the current batch it has finished: one by
+    one, and the events of a set-based run once its statements ran (before that, none of
+    them is decided: each is decided on a state read after any lock the run waited for)."""
 
     finished = 0
 
@@ -58,6 +60,9 @@ class ObservedApplier(Applier):
         outcome = super()._apply_one(cur, event)
         self.finished += 1
         return outcome
+
+    def _finished(self, count: int) -> None:  # the events of a set-based run (bridge/bulk.py)
+        self.finished += count
 
 
 class _Thread(threading.Thread):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from jinja2 import meta
 
-from bridge import apply, install, sql
+from bridge import apply, bulk, install, sql
 from bridge.dialects.base import Dialect, TableInfo, literal
 
 # Variadic functions: PostgreSQL refuses a call with more than FUNC_MAX_ARGS (100)
@@ -242,6 +242,20 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))
+        elif name in bulk.TEMPLATES:
+            # the set-based apply, as bridge/bulk.py renders it: not for a DEFERRABLE key
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        dialect.render(name, table=i.table, info=i, **switches)
+                        for switches in bulk.variants(name, i)
+                    ),
+                )
+                for i in infos
+                if not i.pk_deferrable
+            ]
         elif name in {template for template, _ in apply.TEMPLATES.values()}:
             out += [
                 Rendered(
@@ -275,8 +289,8 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
 
 
 def placeholders_to_params(statement: str) -> tuple[str, list[str]]:
-    """psycopg's %(name)s placeholders as PostgreSQL's $1, $2 … (PREPARE's), and the names
-    in their order; %% becomes %."""
+    """psycopg's %(name)s (and binary %(name)b) placeholders as PostgreSQL's $1, $2 …
+    (PREPARE's), and the names in their order; %% becomes %."""
     names: list[str] = []
 
     def number(m: re.Match[str]) -> str:
@@ -286,7 +300,7 @@ def placeholders_to_params(statement: str) -> tuple[str, list[str]]:
             names.append(m.group(1))
         return f"${names.index(m.group(1)) + 1}"
 
-    return re.sub(r"%%|%\((\w+)\)s", number, statement), names
+    return re.sub(r"%%|%\((\w+)\)[sb]", number, statement), names
 
 
 # --- the scanner -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ any site, followed by its event id to every other site and to the archive.
 What it stands on, installed in each site database by `install_audit` (test only):
 - `test_audit`: every row write `orders` receives, from a row trigger: the transaction, the
   operation, the old and new key, and for a write of bridge's apply the event it applies
-  (`bridge.event`, set by the applier for each event: bridge/apply.py);
+  (`bridge.event`, set by the applier for an event applied alone; for a set-based
+  statement, `bridge.events_by_key`, each row key's event: bridge/apply.py, bridge/bulk.py);
 - `test_captured`: every event bridge's capture put in the outbox, with its transaction
   (a row trigger on `bridge_outbox`: the outbox itself forgets an event when its echo
   comes back).
@@ -56,7 +57,11 @@ BEGIN
     VALUES (applying, TG_OP,
             CASE WHEN TG_OP <> 'INSERT' THEN OLD.id END,
             CASE WHEN TG_OP <> 'DELETE' THEN NEW.id END,
-            CASE WHEN applying THEN nullif(current_setting('bridge.event', true), '')::uuid END);
+            CASE WHEN applying THEN coalesce(
+                nullif(current_setting('bridge.event', true), ''),
+                nullif(current_setting('bridge.events_by_key', true), '')::jsonb
+                    ->> jsonb_build_object('id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id
+                                                      ELSE NEW.id END)::text)::uuid END);
     RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS test_audit ON orders;

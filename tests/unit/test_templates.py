@@ -22,7 +22,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from bridge import apply, install
+from bridge import apply, bulk, install
 from bridge.dialects.base import TableInfo
 from bridge.dialects.postgresql import PostgresDialect
 from tests import sqlcheck
@@ -162,7 +162,9 @@ def test_every_template_is_rendered_for_every_shape() -> None:
     assert {r.template for r in done} == set(sqlcheck.template_names(PG))
     per_table = {r.template for r in done if r.table}
     for template in per_table:
-        assert {r.table for r in done if r.template == template} == {s.table for s in SHAPES}
+        # the set-based apply is not for a DEFERRABLE key (bridge/bulk.py)
+        shapes = [s for s in SHAPES if not (template in bulk.TEMPLATES and s.deferrable)]
+        assert {r.table for r in done if r.template == template} == {s.table for s in shapes}
     assert all(r.statements for r in done), [r.label for r in done if not r.statements]
 
 
@@ -173,7 +175,7 @@ SQLGLOT_GAPS = (re.compile(r"^\s*OVERRIDING SYSTEM VALUE\s*$", re.MULTILINE),)
 
 def parse(statement: str) -> exp.Expr:
     # psycopg placeholders are not SQL: swap them for literals to parse
-    text = re.sub(r"%\((\w+)\)s", "NULL", statement)
+    text = re.sub(r"%\((\w+)\)[sb]", "NULL", statement)
     for gap in SQLGLOT_GAPS:
         text = gap.sub("", text)
     return sqlglot.parse_one(text, read="postgres")

@@ -1,4 +1,5 @@
-SELECT set_config('bridge.applying', 'on', true), pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('DateStyle', 'ISO, YMD', true), pg_catalog.set_config('IntervalStyle', 'postgres', true),
+SELECT set_config('bridge.applying', 'on', true), set_config('jit', 'off', true),
+       pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('DateStyle', 'ISO, YMD', true), pg_catalog.set_config('IntervalStyle', 'postgres', true),
        EXISTS (SELECT 1 FROM bridge_waiting) AS waiting,
        ARRAY[
            (SELECT count(*) || ':' || sum(a.xmin::text::bigint) || ':'

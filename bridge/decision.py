@@ -1,0 +1,58 @@
+"""What a received change is decided on and what became of it: shared by the applier
+(bridge/apply.py), its set-based path (bridge/bulk.py) and the consumer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED, WAITING = (
+    "applied",
+    "duplicate",
+    "superseded",
+    "conflict",
+    "echo",
+    "rejected",
+    "waiting",
+)
+Version = tuple[dt.datetime, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a change is decided on: the local row (None if absent), the row's last applied
+    version (or echoed local one) and the newest local change of the row still in the
+    outbox."""
+
+    local_row: dict[str, Any] | None
+    version: Version | None  # bridge_row_version's
+    pending_ts: dt.datetime | None
+
+    @classmethod
+    def of(
+        cls,
+        local_row: dict[str, Any] | None,
+        version_ts: dt.datetime | None,
+        version_origin: str | None,
+        pending_ts: dt.datetime | None,
+    ) -> RowState:
+        """From the columns of _row_state.sql.j2."""
+        version = (version_ts, version_origin) if version_ts and version_origin else None
+        return cls(local_row, version, pending_ts)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What is to become of a change (Applier._judge)."""
+
+    status: str  # APPLIED, SUPERSEDED or CONFLICT
+    reason: str  # why it lost (CONFLICT)
+    known: Version | None  # the newest version it was compared with
+    pending: bool  # `known` is a local change still in the outbox
