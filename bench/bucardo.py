@@ -221,12 +221,9 @@ class Bucardo:
         """`bucardo start`: the daemon kicks every autokick sync when it starts."""
         self.run("start", "--sendmail=0", "bench.bucardo")
 
-    def wait_running(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.mcp_pid() is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Bucardo did not start:\n{self.log_tail()}")
-            time.sleep(0.1)
+    def running(self) -> bool:
+        """The daemon and the sync's controller are there."""
+        return self.mcp_pid() is not None and (PIDDIR / f"bucardo.ctl.sync.{SYNC}.pid").exists()
 
     def stop(self, timeout: float = 30) -> None:
         """`bucardo stop`, then wait for the daemon named in the pid file to exit; a
@@ -297,26 +294,28 @@ def teardown_topology(broker: Broker) -> None:
             ch.exchange_delete(DEAD_LETTER_EXCHANGE)
 
 
-def wait_bridges_ready(broker: Broker, bridges: SubprocessBridges, timeout: float = 90) -> None:
+def bridges_up(broker: Broker, bridges: SubprocessBridges) -> bool:
     """Every queue has its consumer and both dispatchers hold their lease."""
+    bridges.check()
+    with broker.admin() as ch:
+        consumers = [ch.queue_declare(q, passive=True).method.consumer_count for q in queues()]
+    leases = [
+        sql(
+            db,
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+            "WHERE l.locktype = 'advisory' AND d.datname = %s",
+            db,
+        )[0][0]
+        for db in (BR_A, BR_B)
+    ]
+    return all(consumers) and all(leases)
+
+
+def wait_up(tool: Tool, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        bridges.check()
-        with broker.admin() as ch:
-            consumers = [ch.queue_declare(q, passive=True).method.consumer_count for q in queues()]
-        leases = [
-            sql(
-                db,
-                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
-                "WHERE l.locktype = 'advisory' AND d.datname = %s",
-                db,
-            )[0][0]
-            for db in (BR_A, BR_B)
-        ]
-        if all(consumers) and all(leases):
-            return
+    while not tool.up():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"bridges not ready: consumers {consumers}, leases {leases}")
+            raise RuntimeError(f"{tool.name} did not come up within {timeout:.0f} s")
         time.sleep(0.2)
 
 
@@ -329,7 +328,7 @@ class Tool:
     a: str  # the database written to
     b: str  # the database read from
     start: Callable[[], None]
-    ready: Callable[[], None]
+    up: Callable[[], bool]  # running and connected, as far as can be seen from outside
     stop: Callable[[], None]
     reset: Callable[[str], None]
 
@@ -452,7 +451,7 @@ def latency_run(
     tool.reset(tool.b)
     tool.start()
     try:
-        tool.ready()
+        wait_up(tool)
         warm = write(tool.a, next_block(ids, 200), 200, rate)
         if wait_seen(obs, warm.ids, 60) < 200:
             raise RuntimeError(f"{tool.name}: the warm-up rows did not all reach B in 60 s")
@@ -491,10 +490,13 @@ def backlog_run(tool: Tool, ids: count[int], n: int) -> dict[str, Any]:
     query = "SELECT count(*) FROM orders WHERE id >= %s AND id < %s"
     timeout = 300 + n / 100
     held = 0
+    up_s = float("nan")
     t0 = time.perf_counter()
     tool.start()
     try:
         while time.perf_counter() - t0 < timeout:
+            if up_s != up_s and tool.up():
+                up_s = time.perf_counter() - t0
             held = sql(tool.b, query, first, first + n)[0][0]
             if held >= n:
                 break
@@ -508,6 +510,7 @@ def backlog_run(tool: Tool, ids: count[int], n: int) -> dict[str, Any]:
         "written_s": round(written_s, 1),
         "write_rows_per_s": round(n / written_s),
         "catch_up_s": round(took, 2),
+        "up_after_s": round(up_s, 2),
         "catch_up_rows_per_s": round(n / took) if done else float("nan"),
         "held_at_b": held,
         "complete": done,
@@ -595,14 +598,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         tools = {
             "bucardo": Tool(
-                "bucardo", BUC_A, BUC_B, buc.start, buc.wait_running, buc.stop, reset_bucardo
+                "bucardo", BUC_A, BUC_B, buc.start, buc.running, buc.stop, reset_bucardo
             ),
             "bridge": Tool(
                 "bridge",
                 BR_A,
                 BR_B,
                 bridges.start,
-                lambda: wait_bridges_ready(broker, bridges),
+                lambda: bridges_up(broker, bridges),
                 bridge_stop,
                 reset_bridge,
             ),
@@ -770,7 +773,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Backlog: {prm['backlog_stopped']}; the clock starts when the tool is started and "
-        "stops when B holds every row.",
+        "stops when B holds every row; 'up after' = when the tool was seen running (Bucardo: "
+        "daemon and sync controller pid files; bridge: every queue consumed, both leases).",
         "",
         "Capture rounds (tx/s; order rotates):",
         "",
@@ -810,12 +814,21 @@ def markdown(result: dict[str, Any]) -> str:
     )
     lines += ["", "Backlog runs:", ""]
     lines += table(
-        ["round", "tool", "written in s (rows/s)", "caught up in s", "rows/s", "complete"],
+        [
+            "round",
+            "tool",
+            "written in s (rows/s)",
+            "up after s",
+            "caught up in s",
+            "rows/s",
+            "complete",
+        ],
         [
             [
                 e["round"],
                 t,
                 f"{e[t]['written_s']} ({fmt(e[t]['write_rows_per_s'])})",
+                fmt(e[t]["up_after_s"], 2),
                 e[t]["catch_up_s"],
                 fmt(e[t]["catch_up_rows_per_s"]),
                 e[t]["complete"],
