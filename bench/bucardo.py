@@ -563,7 +563,12 @@ def next_block(ids: count[int], n: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__ or NAME)
-    p.add_argument("--single", type=int, default=None, help="single-row transactions per run")
+    p.add_argument(
+        "--single",
+        type=int,
+        default=None,
+        help="single-row transactions per capture round and database",
+    )
     p.add_argument("--rate", type=float, default=200.0, help="rows/s of the latency runs")
     p.add_argument("--seconds", type=float, default=None, help="length of a latency run")
     p.add_argument("--backlog", type=int, default=None, help="rows of the backlog (500,000)")
