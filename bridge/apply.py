@@ -389,15 +389,7 @@ class Applier:
         if event.origin == self.config.site:
             cur.execute(self._sql["outbox_delete"], version)
             published_at, deleted, ts, origin, event_id, _, unconfirmed = cur.fetchone()
-            if unconfirmed:  # kept until its publish is confirmed (outbox_delete.sql.j2)
-                log.debug(
-                    "site=%s event=%s table=%s echo came before the publish was confirmed",
-                    self.config.site,
-                    event.id,
-                    event.table,
-                )
-            if published_at is not None and (self._echoed is None or published_at > self._echoed):
-                self._echoed = published_at
+            self._echo_seen(event, published_at, unconfirmed)
             if ts is not None and origin != event.origin:
                 self._echo_after_remote(cur, event, (ts, origin), deleted, event_id)
             return Outcome(ECHO)
@@ -564,6 +556,19 @@ class Applier:
             if cur.fetchone()[1]:
                 return False
             raise  # another unique constraint: the row cannot be written here
+
+    def _echo_seen(self, event: Event, published_at: dt.datetime | None, unconfirmed: bool) -> None:
+        """Our event came back: note how far the own queue was taken (the confirm time of
+        a row it dropped)."""
+        if unconfirmed:  # kept until its publish is confirmed (outbox_delete.sql.j2)
+            log.debug(
+                "site=%s event=%s table=%s echo came before the publish was confirmed",
+                self.config.site,
+                event.id,
+                event.table,
+            )
+        if published_at is not None and (self._echoed is None or published_at > self._echoed):
+            self._echoed = published_at
 
     def _echo_after_remote(
         self, cur: Any, event: Event, remote: Version, deleted: bool, remote_id: str | None

@@ -36,25 +36,29 @@ class Archiver:
             self.conn.close()
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
-        outcomes = []
+        """Store the events in one statement; a redelivered one (stored already, or twice in
+        the batch) is an ARCHIVE_DUPLICATE."""
         if self.conn is None or self.conn.closed:
             self.reconnect()
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                for e in events:
-                    cur.execute(
-                        self.insert,
-                        {
-                            "id": e.id,
-                            "ts": e.timestamp,
-                            "origin": e.origin,
-                            "type": e.type,
-                            "event": codec.dumps(e.to_dict()),
-                        },
-                    )
-                    outcomes.append(Outcome(ARCHIVED if cur.rowcount else ARCHIVE_DUPLICATE))
+                cur.execute(
+                    self.insert,
+                    {
+                        "id": [e.id for e in events],
+                        "ts": [e.timestamp for e in events],
+                        "origin": [e.origin for e in events],
+                        "type": [e.type for e in events],
+                        "event": [codec.dumps(e.to_dict()) for e in events],
+                    },
+                )
+                stored = {event_id for (event_id,) in cur.fetchall()}
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DatabaseError(
                 f"database connection lost while archiving: {one_line(exc)}"
             ) from exc
+        outcomes = []
+        for e in events:
+            outcomes.append(Outcome(ARCHIVED if e.id in stored else ARCHIVE_DUPLICATE))
+            stored.discard(e.id)  # the same event twice in the batch: the second is a duplicate
         return outcomes

@@ -1,10 +1,12 @@
 """Set-based apply: a run of received events of one table in a few statements, not a few
 statements per event.
 
-A batch (bridge/apply.py) is cut into runs: consecutive foreign events of one table with
-distinct row keys, every value as text (the exact form), on a table whose primary key is
-not DEFERRABLE. The events outside runs (this site's own echoes, values in their JSON form)
-are applied one by one as before, in their place. For a run:
+A batch (bridge/apply.py) is cut into runs: consecutive events of one table with distinct
+row keys and ids, either this site's own events coming back (echoes: their outbox rows
+dropped in one statement, outbox_delete_many.sql.j2) or other sites' changes with every
+value as text (the exact form) on a table whose primary key is not DEFERRABLE. The events
+outside runs (values in their JSON form, a DEFERRABLE key, a table not synced here) are
+applied one by one as before, in their place. For a run of changes:
 
 1. one statement records every event in the inbox, locks the rows that exist (in event
    order) and reads each row's state (apply_claim_many.sql.j2), as apply_lock does for one;
@@ -39,6 +41,7 @@ from bridge.decision import (
     APPLIED,
     CONFLICT,
     DUPLICATE,
+    ECHO,
     REJECTED,
     SUPERSEDED,
     Outcome,
@@ -76,6 +79,7 @@ class _Item:
     event: Event
     params: dict[str, Any]
     key: str  # the row key as bridge_row_version holds it
+    site: str  # this site
     state: RowState | None = None
     verdict: Verdict | None = None
 
@@ -83,6 +87,7 @@ class _Item:
 @dataclass
 class _Run:
     table: str
+    echo: bool  # this site's own events coming back (else: other sites' changes)
     items: list[_Item] = field(default_factory=list)
     keys: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
@@ -90,6 +95,7 @@ class _Run:
     def takes(self, item: _Item) -> bool:
         return (
             item.event.table == self.table
+            and (item.event.origin == item.site) == self.echo
             and item.key not in self.keys
             and item.event.id not in self.ids
             and len(self.items) < MAX_RUN
@@ -121,7 +127,7 @@ class Bulk:
                 self._run(cur, run, outcomes)
                 run = None
             if item is not None:
-                run = _Run(event.table)
+                run = _Run(event.table, event.origin == item.site)
                 run.add(item)
             elif index not in outcomes:
                 outcomes[index] = self.a._apply_guarded(cur, event, savepoint=False)
@@ -133,8 +139,9 @@ class Bulk:
         """The event as an item of a run, or None if it is applied alone (or refused: its
         outcome is then set)."""
         a = self.a
-        if event.origin == a.config.site:
-            return None
+        key = json.dumps(event.key, sort_keys=True)
+        if event.origin == a.config.site:  # an echo: whatever the table
+            return _Item(index, event, a._version_params(event), key, a.config.site)
         entry = a.tables.get(event.table)
         if entry is None or entry[1].pk_deferrable:
             return None
@@ -147,10 +154,36 @@ class Bulk:
         info = a.tables[event.table][1]  # described again by _params if it changed
         if info.pk_deferrable or any(isinstance(v, Jsonb) for v in params.values()):
             return None
-        return _Item(index, event, params, json.dumps(event.key, sort_keys=True))
+        return _Item(index, event, params, key, a.config.site)
 
     # -- one run --------------------------------------------------------------------------
     def _run(self, cur: Any, run: _Run, outcomes: dict[int, Outcome]) -> None:
+        if run.echo:
+            self._echoes(cur, run, outcomes)
+        else:
+            self._changes(cur, run, outcomes)
+
+    def _echoes(self, cur: Any, run: _Run, outcomes: dict[int, Outcome]) -> None:
+        """This site's own events back: their outbox rows dropped (or noted) in one
+        statement; a row a remote change reached meanwhile is looked at alone."""
+        a = self.a
+        items = run.items
+        params = self._arrays(run.table, items, ())
+        params["deleted"] = [i.event.op == "delete" for i in items]
+        cur.execute(self._sql("outbox_delete_many"), params)
+        rows = cur.fetchall()
+        a._finished(len(items))
+        for item, (_n, published_at, deleted, ts, origin, event_id, unconfirmed) in zip(
+            items, rows, strict=True
+        ):
+            a._echo_seen(item.event, published_at, unconfirmed)
+            if ts is not None and origin != item.event.origin:
+                cur.execute(a._sql["apply_name"], {"id": item.event.id, "events": "{}"})
+                a._echo_after_remote(cur, item.event, (ts, origin), deleted, event_id)
+            outcomes[item.index] = Outcome(ECHO)
+
+    def _changes(self, cur: Any, run: _Run, outcomes: dict[int, Outcome]) -> None:
+        """Other sites' changes of one table (the module's docstring)."""
         a = self.a
         table, info, _stmts = a.tables[run.table]
         items = run.items
@@ -284,13 +317,17 @@ class Bulk:
             params[c.param] = [_text(i.params.get(c.param)) for i in items]
         return params
 
-    def _sql(self, template: str, table: str, **switches: Any) -> str:
-        """A statement of the run's table, rendered once per table and switches."""
+    def _sql(self, template: str, table: str | None = None, **switches: Any) -> str:
+        """A statement, rendered once per table (None: a template of no table) and
+        switches."""
         key = (template, table, tuple(sorted(switches.items(), key=lambda kv: kv[0])))
         statement = self._statements.get(key)
         if statement is None:
-            info = self.a.tables[table][1]
-            statement = self.a.dialect.render(template, table=info.table, info=info, **switches)
+            if table is None:
+                statement = self.a.dialect.render(template, **switches)
+            else:
+                info = self.a.tables[table][1]
+                statement = self.a.dialect.render(template, table=info.table, info=info, **switches)
             self._statements[key] = statement
         return statement
 
