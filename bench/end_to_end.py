@@ -297,11 +297,16 @@ SEEN_CHANNEL = "bench_seen"
 SEEN_TRIGGER = """
 CREATE FUNCTION bench_seen() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    ids text := (SELECT string_agg({id}::text, ',') FROM bench_new);
+    ids text;
 BEGIN
-    IF ids IS NOT NULL THEN  -- nothing inserted: ON CONFLICT DO NOTHING on a redelivery
+    -- in pieces of 500 ids: a notification's payload is at most 8,000 bytes, and a
+    -- set-based apply or archive inserts thousands of rows in one statement
+    FOR ids IN SELECT string_agg(x.id::text, ',')
+                 FROM (SELECT {id} AS id, (row_number() OVER ()) / 500 AS piece
+                         FROM bench_new) AS x
+                GROUP BY x.piece LOOP
         PERFORM pg_notify('bench_seen', ids);
-    END IF;
+    END LOOP;
     RETURN NULL;
 END $$;
 CREATE TRIGGER bench_seen AFTER INSERT ON {table} REFERENCING NEW TABLE AS bench_new
