@@ -114,8 +114,12 @@ class Applier:
         dialect: Any,
         connect_now: bool = True,
         progress: QueueProgress | None = None,
+        set_based: bool = True,
     ) -> None:
         self.config = config
+        # runs of events applied set-based (bridge/bulk.py); False: every event alone, as
+        # before it existed (the baseline of bench/apply.py)
+        self.set_based = set_based
         self.dialect: Any = dialect
         self.conn: Any = None
         self.tables: dict[str, tuple[TableConfig, TableInfo, Statements]] = {}
@@ -263,8 +267,8 @@ class Applier:
         self._echoed = None
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
-            if savepoints:
-                outcomes = [self._apply_guarded(cur, event, True) for event in events]
+            if savepoints or not self.set_based:
+                outcomes = [self._apply_guarded(cur, event, savepoints) for event in events]
             else:  # runs of events set-based (bridge/bulk.py), the others one by one
                 try:
                     outcomes = self._bulk.apply(cur, events)
