@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             timeout=7200,
             progress=log,
             admin_url=broker.admin_url(),
+            watch_nodes=True,
         )
     finally:
         for c in cfgs:
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "catch_up_events_per_s": round(run.events / run.catch_up_seconds),
         "verify": "clean",
         "peak_rss_mb": run.peak_rss_mb,
+        "broker_nodes": run.broker,
     }
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     write_results(NAME, result, markdown(result))
@@ -112,6 +114,28 @@ def markdown(r: dict[str, Any]) -> str:
                 str(res["peak_rss_mb"]),
             ],
             ["bridge verify", res["verify"]],
+        ],
+    )
+    lines += ["", "Broker nodes (`rabbitmqctl status` every 10 s, data directory size):", ""]
+    lines += table(
+        [
+            "node",
+            "memory at peak, MB",
+            "high watermark, MB",
+            "data dir at peak, MB",
+            "disk free at least, MB",
+            "alarms",
+        ],
+        [
+            [
+                name,
+                str(n["peak_memory_mb"]),
+                str(n["high_watermark_mb"]),
+                str(n["peak_data_mb"]),
+                str(n["min_disk_free_mb"]),
+                ", ".join(n["alarms"]) or "none",
+            ]
+            for name, n in res["broker_nodes"].items()
         ],
     )
     return "\n".join(lines)

@@ -12,7 +12,9 @@ converged after 15 minutes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,7 @@ class BacklogResult:
     peak_depth: dict[str, int]  # the most messages each queue held at once
     captured: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # bridges, broker nodes
+    broker: dict[str, dict[str, Any]] = field(default_factory=dict)  # per node: NodeWatch
 
     def lines(self) -> list[str]:
         total = sum(self.sent.values())
@@ -55,6 +58,7 @@ class BacklogResult:
             f"the returning site caught up in {self.catch_up_seconds:.1f}s "
             f"({self.events / self.catch_up_seconds:.0f} events/s)",
             f"resident memory at its peak, MB {self.peak_rss_mb}",
+            f"broker nodes (rabbitmqctl status) {self.broker}",
         ]
 
 
@@ -81,18 +85,81 @@ def broker_nodes() -> dict[str, int]:
     return pids
 
 
+REPO = Path(__file__).resolve().parents[1]
+REPORT_EVERY = 60.0  # seconds between two progress lines of a watched run
+NODE_EVERY = 10.0  # seconds between two `rabbitmqctl status` of each node (each costs ~0.7 s CPU)
+
+
+def dir_mb(path: Path) -> float:
+    """The size of the files under `path`, in MB (a queue's segments come and go: skip those)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, f)).st_size
+    return total / 2**20
+
+
+@dataclass
+class NodeWatch:
+    """What `rabbitmqctl status` and the node's data directory say over a run, at their worst."""
+
+    peak_memory_mb: float = 0.0  # the node's own memory figure (strategy rss)
+    high_watermark_mb: float = 0.0  # where the node blocks publishers
+    peak_data_mb: float = 0.0  # its data directory (quorum queue logs and segments)
+    min_disk_free_mb: float = float("inf")
+    alarms: list[str] = field(default_factory=list)
+
+    def sample(self, n: int) -> None:
+        out = subprocess.run(
+            [str(REPO / "scripts" / "cluster"), "node-status", str(n)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            return  # a node being restarted: the next sample will tell
+        status = json.loads(out.stdout)
+        mb = 2**20
+        self.peak_memory_mb = max(self.peak_memory_mb, status["memory"]["total"]["rss"] / mb)
+        self.high_watermark_mb = status["vm_memory_high_watermark_limit"] / mb
+        self.min_disk_free_mb = min(self.min_disk_free_mb, status["disk_free"] / mb)
+        for alarm in status.get("alarms", []):
+            if str(alarm) not in self.alarms:
+                self.alarms.append(str(alarm))
+        self.peak_data_mb = max(self.peak_data_mb, dir_mb(CLUSTER_DIR / f"rabbit{n}" / "data"))
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "high_watermark_mb": round(self.high_watermark_mb, 1),
+            "peak_data_mb": round(self.peak_data_mb, 1),
+            "min_disk_free_mb": round(self.min_disk_free_mb, 1),
+            "alarms": self.alarms,
+        }
+
+
 class DepthWatch(threading.Thread):
     """Once a second: every queue's depth (passive declare), the resident memory of the
     bridges it is told of (`track`) and of the cluster's nodes; keeps the peaks."""
 
-    def __init__(self, queues: list[str], admin_url: str) -> None:
+    def __init__(
+        self, queues: list[str], admin_url: str, report: Callable[[str], Any] | None = None
+    ) -> None:
         super().__init__(daemon=True)
+        self.report = report  # told the queues' depths once a minute, if given
+        self.depth: dict[str, int] = {}
         self.queues = queues
         self.admin_url = admin_url
         self.peak = dict.fromkeys(queues, 0)
         self.peak_rss: dict[str, float] = {}
         self.pids: dict[str, int] = {}
+        self.nodes: dict[str, NodeWatch] | None = None  # sampled only when asked (`watch_nodes`)
         self.stop = threading.Event()
+
+    def watch_nodes(self) -> None:
+        """Also sample each broker node's memory, watermark, disk and alarms (rabbitmqctl)."""
+        self.nodes = {f"rabbit{n}": NodeWatch() for n in (1, 2, 3)}
 
     def track(self, name: str, pid: int) -> None:
         self.pids[name] = pid
@@ -101,10 +168,20 @@ class DepthWatch(threading.Thread):
         conn = pika.BlockingConnection(pika.URLParameters(self.admin_url))
         try:
             ch = conn.channel()
+            next_nodes = 0.0
+            next_report = time.monotonic() + REPORT_EVERY
             while not self.stop.wait(1.0):
+                if self.nodes is not None and time.monotonic() >= next_nodes:
+                    for i, node in enumerate(self.nodes.values(), 1):
+                        node.sample(i)
+                    next_nodes = time.monotonic() + NODE_EVERY
                 for q in self.queues:
                     n = ch.queue_declare(q, passive=True).method.message_count
                     self.peak[q] = max(self.peak[q], n)
+                    self.depth[q] = n
+                if self.report is not None and time.monotonic() >= next_report:
+                    next_report = time.monotonic() + REPORT_EVERY
+                    self.report(f"queues {self.depth}, resident MB {self.peak_rss}")
                 for name, pid in {**dict(self.pids), **broker_nodes()}.items():
                     mb = rss_mb(pid)
                     if mb is not None:
@@ -149,12 +226,15 @@ def run(
     timeout: float = 1800,
     progress: Callable[[str], Any] = print,
     admin_url: str = AMQP_ADMIN,
+    watch_nodes: bool = False,
 ) -> BacklogResult:
     """PARIS and MADRID write while LONDON's bridge is stopped; then LONDON comes back."""
     by_site = {c.site: c for c in cfgs}
     paris, london, madrid = by_site["PARIS"], by_site["LONDON"], by_site["MADRID"]
     queues = [c.queue for c in cfgs] + [paris.archive_queue]
-    watch = DepthWatch(queues, admin_url)
+    watch = DepthWatch(queues, admin_url, progress if watch_nodes else None)
+    if watch_nodes:
+        watch.watch_nodes()
     watch.start()
     try:
         with processes([paris, madrid], logdir) as procs:
@@ -212,4 +292,5 @@ def run(
         peak_depth=watch.peak,
         captured={c.site: events_per_site for c in (paris, madrid)},
         peak_rss_mb=watch.peak_rss,
+        broker={k: n.figures() for k, n in (watch.nodes or {}).items()},
     )
