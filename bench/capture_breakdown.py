@@ -52,6 +52,8 @@ LOOKUP = re.compile(r"\(SELECT rv\.ts FROM \S*bridge_row_version AS rv\s+WHERE [
 ROWS = re.compile(r"\(SELECT pg_catalog\.jsonb_build_object\('.*? AS k, .*? AS r\n", re.S)
 FENCE = " OFFSET 0) AS c"
 BODY = re.compile(r"BEGIN\n.*\nEND\n", re.S)
+PREAMBLE = re.compile(r"    IF pg_catalog\.array_position\(.*?(?=    IF TG_OP = 'INSERT')", re.S)
+APPLYING = "    IF pg_catalog.current_setting('bridge.applying', true) = 'on' THEN\n        RETURN NULL;\n    END IF;\n"
 Edit = Callable[[str], str]
 
 
@@ -93,6 +95,17 @@ VARIANTS = (
         "unfenced",
         "without OFFSET 0: the version lookup inlined into each use",
         (_drop(FENCE, ") AS c"),),
+    ),
+    Variant(
+        "no_preamble",
+        "without the session checks (search_path, settings, JIT, TRUNCATE), applying kept",
+        (_sub(PREAMBLE, APPLYING),),
+    ),
+    Variant(
+        "no_key_index",
+        "as generated, the outbox without its index of payload keys",
+        (),
+        "DROP INDEX bridge_outbox_key",
     ),
     Variant(
         "notify_always",

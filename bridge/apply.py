@@ -19,7 +19,6 @@ describe the table again before it refuses the event.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -381,7 +380,7 @@ class Applier:
         """The bind values that name an event and its row version."""
         return {
             "table": event.table,
-            "key": json.dumps(event.key, sort_keys=True),
+            "key": event.key_text,
             "ts": event.timestamp,
             "origin": event.origin,
             "deleted": event.op == "delete",
@@ -613,7 +612,7 @@ class Applier:
             return  # not a key of this table as it is now: nothing of it can be here
         params.update(
             table=event.table,
-            key=json.dumps(event.key, sort_keys=True),
+            key=event.key_text,
             ts=event.timestamp,
             origin=event.origin,
             deleted=True,
@@ -745,7 +744,7 @@ class Applier:
             {
                 "id": event.id,
                 "table": event.table,
-                "key": json.dumps(event.key, sort_keys=True),
+                "key": event.key_text,
                 "reason": reason,
                 "ts": event.timestamp,
                 "origin": event.origin,

@@ -139,7 +139,7 @@ class Bulk:
         """The event as an item of a run, or None if it is applied alone (or refused: its
         outcome is then set)."""
         a = self.a
-        key = json.dumps(event.key, sort_keys=True)
+        key = event.key_text
         if event.origin == a.config.site:  # an echo: whatever the table
             return _Item(index, event, a._version_params(event), key, a.config.site)
         entry = a.tables.get(event.table)

@@ -26,6 +26,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -67,12 +68,35 @@ def dumps(value: Any, sort_keys: bool = False, spaced: bool = False) -> str:
     `,`, as PostgreSQL prints jsonb), non-ASCII as is, decimals written with the digits
     they were read with."""
     separators = (", ", ": ") if spaced else (",", ":")
-    try:
-        return json.dumps(value, separators=separators, ensure_ascii=False, sort_keys=sort_keys)
-    except TypeError:  # decimals inside: the stdlib encoder cannot write them exactly
-        out: list[str] = []
-        _write(value, out, sort_keys, separators)
-        return "".join(out)
+    decimals = 0
+
+    def decimal_mark(obj: Any) -> str:
+        # the stdlib's C encoder cannot write a Decimal as a number: it writes a marked
+        # string instead, replaced below by the number's digits
+        nonlocal decimals
+        if not isinstance(obj, Decimal):
+            raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+        if not obj.is_finite():
+            raise ValueError(f"{obj} is not a JSON number")
+        decimals += 1
+        return _MARK + str(obj) + _MARK
+
+    text = json.dumps(
+        value, separators=separators, ensure_ascii=False, sort_keys=sort_keys, default=decimal_mark
+    )
+    if not decimals:
+        return text
+    out, marked = _MARKED.subn(r"\1", text)
+    if marked == decimals:
+        return out
+    # a string of the value looked like a mark (NUL, digits, NUL): written the slow way
+    parts: list[str] = []
+    _write(value, parts, sort_keys, separators)
+    return "".join(parts)
+
+
+_MARK = "\x00"  # never unescaped in JSON text: the encoder writes it as \u0000
+_MARKED = re.compile(r'"\\u0000([-+.0-9Ee]+)\\u0000"')
 
 
 def _write(value: Any, out: list[str], sort_keys: bool, separators: tuple[str, str]) -> None:

@@ -14,9 +14,11 @@ before the row carried whole rows).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from bridge import codec
@@ -50,6 +52,11 @@ class Event:
     def key(self) -> dict[str, Any]:
         key: dict[str, Any] = self.data["key"]
         return key
+
+    @cached_property
+    def key_text(self) -> str:
+        """The key as bridge_row_version holds it (JSON, keys sorted), computed once."""
+        return json.dumps(self.key, sort_keys=True)
 
     @property
     def row(self) -> dict[str, Any] | None:

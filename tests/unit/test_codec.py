@@ -221,3 +221,16 @@ def test_outbox_row_message_is_the_event_with_its_data_as_stored():
 def test_bad_events_are_rejected_with_a_reason(body, message):
     with pytest.raises(EventError, match=message):
         event.decode(body)
+
+
+def test_decimals_are_written_fast_and_a_string_like_the_mark_stays_a_string():
+    value = {"a": Decimal("1.50"), "b": [Decimal("-0"), Decimal("1E+5")], "s": "x"}
+    assert codec.dumps(value) == '{"a":1.50,"b":[-0,1E+5],"s":"x"}'
+    assert codec.dumps(value, spaced=True) == '{"a": 1.50, "b": [-0, 1E+5], "s": "x"}'
+    # a string holding what the fast path marks a decimal with is written as a string
+    tricky = {"d": Decimal("2.5"), "s": "\x001.5\x00"}
+    assert codec.loads(codec.dumps(tricky)) == tricky
+    with pytest.raises(ValueError):
+        codec.dumps([Decimal("NaN")])
+    with pytest.raises(TypeError):
+        codec.dumps([object()])
