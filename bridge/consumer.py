@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 LOOK_EVERY = 2.0  # seconds between looks at the own queue while nothing is delivered
 DRAIN_REPORT_EVERY = 30.0  # seconds between progress lines while a backlog drains
-BACKLOG = 10_000  # messages waiting in the queue from which draining it is reported
+BACKLOG = 10_000  # events waiting in the queue from which draining it is reported
 MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), messages permitting
 
 
@@ -77,37 +77,44 @@ def validate(body: bytes, message_id: str | None, user: str | None) -> list[Even
 
 
 class _Drain:
-    """While a queue holds a backlog (BACKLOG messages or more), a line every
-    DRAIN_REPORT_EVERY seconds: how many are left, the rate, the time to go; and one when
-    it has caught up (fewer than BACKLOG left)."""
+    """While a queue holds a backlog (BACKLOG events or more, estimated from its messages
+    and the events per message taken lately), a line every DRAIN_REPORT_EVERY seconds: how
+    many are left, the rate, the time to go; and one when it has caught up."""
 
     def __init__(self, site: str, queue: str) -> None:
         self.site, self.queue = site, queue
         self.since = time.monotonic()
-        self.count = 0
+        self.messages = 0
+        self.events = 0
         self.draining = False
 
-    def taken(self, n: int, channel: Any) -> None:
-        self.count += n
+    def taken(self, messages: int, events: int, channel: Any) -> None:
+        self.messages += messages
+        self.events += events
         now = time.monotonic()
         if now - self.since < DRAIN_REPORT_EVERY:
             return
         left = channel.queue_declare(self.queue, passive=True).method.message_count
-        rate = self.count / (now - self.since)
-        if left >= BACKLOG:
+        per_message = self.events / self.messages if self.messages else 1.0
+        events_left = round(left * per_message)
+        seconds = now - self.since
+        rate = self.events / seconds
+        if events_left >= BACKLOG:
             log.info(
-                "site=%s queue=%s draining: %d messages left, %.0f/s, about %s to go",
+                "site=%s queue=%s draining: about %d events left (%d messages), %.0f events/s, "
+                "about %s to go",
                 self.site,
                 self.queue,
+                events_left,
                 left,
                 rate,
-                _duration(left / rate) if rate else "?",
+                _duration(left / (self.messages / seconds)) if self.messages else "?",
             )
             self.draining = True
         elif self.draining:
             log.info("site=%s queue=%s caught up: %d messages left", self.site, self.queue, left)
             self.draining = False
-        self.since, self.count = now, 0
+        self.since, self.messages, self.events = now, 0, 0
 
 
 def _duration(seconds: float) -> str:
@@ -216,8 +223,8 @@ class Consumer:
                     # connection is serviced during database retries) go to a new list:
                     # the batch's ack must cover exactly what was applied
                     batch, pending = pending, []
-                    self._process(conn, channel, dead_letters, batch)
-                    drain.taken(len(batch), channel)
+                    taken = self._process(conn, channel, dead_letters, batch)
+                    drain.taken(len(batch), taken, channel)
                 elif not pending and self.progress and time.monotonic() >= next_look:
                     next_look = time.monotonic() + LOOK_EVERY
                     self._look(channel, self.progress)
@@ -263,7 +270,9 @@ class Consumer:
         channel: Any,
         dead_letters: Any,
         batch: list[_Delivery],
-    ) -> None:
+    ) -> int:
+        """Apply a batch of deliveries, dead-letter what is refused, ack them all; the
+        number of events they carried (a message refused whole counts one)."""
         valid: list[tuple[_Delivery, Event]] = []
         # a message refused whole (event None), or one event of it
         rejected: list[tuple[_Delivery, Event | None, str]] = []
@@ -320,6 +329,7 @@ class Consumer:
             failpoints.hit("consume.dead_lettered")
         channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
         failpoints.hit("consume.acked")
+        return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:
         backoff = Backoff()
