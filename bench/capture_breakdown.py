@@ -53,7 +53,11 @@ ROWS = re.compile(r"\(SELECT pg_catalog\.jsonb_build_object\('.*? AS k, .*? AS r
 FENCE = " OFFSET 0) AS c"
 BODY = re.compile(r"BEGIN\n.*\nEND\n", re.S)
 PREAMBLE = re.compile(r"    IF pg_catalog\.array_position\(.*?(?=    IF TG_OP = 'INSERT')", re.S)
-APPLYING = "    IF pg_catalog.current_setting('bridge.applying', true) = 'on' THEN\n        RETURN NULL;\n    END IF;\n"
+APPLYING = (
+    "    IF pg_catalog.current_setting('bridge.applying', true) = 'on' THEN\n"
+    "        RETURN NULL;\n"
+    "    END IF;\n"
+)
 Edit = Callable[[str], str]
 
 

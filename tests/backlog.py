@@ -40,10 +40,12 @@ class BacklogResult:
     written_seconds: float
     converge_seconds: float  # from the last commit to the two writing sites equal
     catch_up_seconds: float  # from the third site's start to every site equal
-    sent: dict[str, int]  # messages published per site (bridge_meta 'dispatcher')
+    sent: dict[str, int]  # outbox rows (events) published per site (bridge_meta 'dispatcher')
     republished: dict[str, int]
     peak_depth: dict[str, int]  # the most messages each queue held at once
     captured: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)  # AMQP messages that carried them
+    verify_seconds: float = 0.0  # the `bridge verify` at the end
     peak_rss_mb: dict[str, float] = field(default_factory=dict)  # bridges, broker nodes
     broker: dict[str, dict[str, Any]] = field(default_factory=dict)  # per node: NodeWatch
 
@@ -51,12 +53,14 @@ class BacklogResult:
         total = sum(self.sent.values())
         return [
             f"events captured {self.events} ({self.captured}) in {self.written_seconds:.1f}s",
-            f"messages published {total} = {total / self.events:.4f} per event "
-            f"(per site {self.sent}), published again {self.republished}",
+            f"events published {total} = {total / self.events:.4f} per event captured "
+            f"(per site {self.sent}) in {sum(self.messages.values())} messages "
+            f"({self.messages}), published again {self.republished}",
             f"queue depth at its peak {self.peak_depth}",
             f"the two writing sites equal {self.converge_seconds:.1f}s after the last commit",
             f"the returning site caught up in {self.catch_up_seconds:.1f}s "
             f"({self.events / self.catch_up_seconds:.0f} events/s)",
+            f"bridge verify clean, in {self.verify_seconds:.1f}s",
             f"resident memory at its peak, MB {self.peak_rss_mb}",
             f"broker nodes (rabbitmqctl status) {self.broker}",
         ]
@@ -279,8 +283,10 @@ def run(
     finally:
         watch.stop.set()
         watch.join(10)
+    verified = time.monotonic()
     _, differing = verify.verify(paris, {c.site: c.database_url for c in (london, madrid)})
     assert differing == [], f"sites differ on {differing}"
+    verified = time.monotonic() - verified
     meta = {c.site: counters(c) for c in (paris, madrid)}
     return BacklogResult(
         events=2 * events_per_site,
@@ -288,6 +294,8 @@ def run(
         converge_seconds=converged,
         catch_up_seconds=caught_up,
         sent={s: m.get("sent", 0) for s, m in meta.items()},
+        messages={s: m.get("messages", 0) for s, m in meta.items()},
+        verify_seconds=verified,
         republished={s: m.get("republished", 0) for s, m in meta.items()},
         peak_depth=watch.peak,
         captured={c.site: events_per_site for c in (paris, madrid)},
