@@ -8,7 +8,11 @@ import logging
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from bridge.consumer import BACKLOG, DRAIN_REPORT_EVERY, _Drain
+
+pytestmark = pytest.mark.unit
 
 
 class QueueOf:
