@@ -13,6 +13,8 @@ from bridge.consumer import validate
 from bridge.errors import EventError
 from tests.unit.test_codec import make_event
 
+pytestmark = pytest.mark.unit
+
 TS = dt.datetime(2026, 11, 24, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
 
