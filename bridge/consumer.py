@@ -8,22 +8,16 @@ reason in the `x-bridge-reason` header and the broker user RabbitMQ validated fo
 `x-bridge-user-id` (what `bridge dlq retry` trusts); the rest of the flow continues. If the
 database is unreachable the batch is kept (unacknowledged) and retried after reconnecting, so a
 database outage does not spend the messages' delivery limit.
-
-The handler runs on an apply thread of its own, so that the next batch is taken and decoded
-while one is applied; every broker operation (ack, dead letters) stays on the consumer's
-thread, and a batch is handed to the apply thread only after the one before was acked.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pika
@@ -149,29 +143,6 @@ def _dead_letter(
     return event.encode(), one_event_properties(d.props, event.id, event.type)
 
 
-def _nothing() -> None:
-    """Called on the consumer's thread to wake its loop (the apply thread is done)."""
-
-
-@dataclass
-class _Decoded:
-    """A batch of deliveries and what they carry: the events, with their delivery; the
-    deliveries (or events of them) refused, with why; the events each delivery carried."""
-
-    batch: list[_Delivery]
-    valid: list[tuple[_Delivery, Event]] = field(default_factory=list)
-    rejected: list[tuple[_Delivery, Event | None, str]] = field(default_factory=list)
-    carried: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Applying:
-    """A decoded batch and the apply thread's work on it."""
-
-    decoded: _Decoded
-    future: Future[list[Outcome]]
-
-
 @dataclass
 class _Delivery:
     tag: int
@@ -197,7 +168,6 @@ class Consumer:
         self.stop = stop
         self.stats = stats
         self.progress = progress  # this site's own queue: how far it has been taken
-        self._pool: ThreadPoolExecutor | None = None  # the apply thread (see _session)
 
     def run(self) -> None:
         def on_error(exc: BaseException) -> None:
@@ -216,14 +186,10 @@ class Consumer:
                 fatal=(BrokerLoginError,),
             )
         finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
             self.handler.close()
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()
-        applying: _Applying | None = None  # the batch the apply thread works on
         try:
             channel = conn.channel()
             channel.basic_qos(prefetch_count=self.config.prefetch)
@@ -246,38 +212,20 @@ class Consumer:
             log.info("site=%s consuming %s", self.config.site, self.queue)
             next_look = time.monotonic() + LOOK_EVERY
             drain = _Drain(self.config.site, self.queue)
-            # Pipelined: while the apply thread applies (and commits) one batch, this thread
-            # takes the next from the broker and decodes it (`ahead`); it is handed over once
-            # the first is acknowledged, so batches are applied and acknowledged in order.
-            ahead: _Decoded | None = None
             while not self.stop.is_set():
-                busy = bool(pending) or applying is not None
-                conn.process_data_events(time_limit=0.05 if busy else 0.5)
-                if applying is not None and applying.future.done():
-                    taken = self._finish(conn, channel, dead_letters, applying)
-                    drain.taken(len(applying.decoded.batch), taken, channel)
-                    applying = None
-                if (
-                    ahead is None
-                    and pending
-                    and (
-                        len(pending) >= self.config.prefetch
-                        or _events_in(pending) >= MAX_BATCH_EVENTS
-                        or not self._more_waiting(conn, pending)
-                    )
+                conn.process_data_events(time_limit=0.05 if pending else 0.5)
+                if pending and (
+                    len(pending) >= self.config.prefetch
+                    or _events_in(pending) >= MAX_BATCH_EVENTS
+                    or not self._more_waiting(conn, pending)
                 ):
-                    # deliveries that arrive while this batch is processed go to a new
-                    # list: the batch's ack must cover exactly what was applied
+                    # deliveries that arrive while this batch is processed (the broker
+                    # connection is serviced during database retries) go to a new list:
+                    # the batch's ack must cover exactly what was applied
                     batch, pending = pending, []
-                    ahead = self._decode(batch)
-                if applying is None and ahead is not None:
-                    applying, ahead = self._start(conn, ahead), None
-                elif (
-                    not pending
-                    and applying is None
-                    and self.progress
-                    and time.monotonic() >= next_look
-                ):
+                    taken = self._process(conn, channel, dead_letters, batch)
+                    drain.taken(len(batch), taken, channel)
+                elif not pending and self.progress and time.monotonic() >= next_look:
                     next_look = time.monotonic() + LOOK_EVERY
                     self._look(channel, self.progress)
             # stopping: end the deliveries, then finish all that was delivered, so that as
@@ -286,19 +234,10 @@ class Consumer:
             # back (pika rejects it)
             conn.process_data_events(time_limit=0)
             channel.basic_cancel(tag)
-            for decoded in (ahead, self._decode(pending) if pending else None):
-                if applying is not None:
-                    self._finish(conn, channel, dead_letters, applying)
-                    applying = None
-                if decoded is not None:
-                    applying = self._start(conn, decoded)
-            if applying is not None:
-                self._finish(conn, channel, dead_letters, applying)
-                applying = None
+            if pending:
+                batch, pending = pending, []
+                self._process(conn, channel, dead_letters, batch)
         finally:
-            if applying is not None:  # the session failed: let the apply thread end first
-                with contextlib.suppress(BaseException):
-                    applying.future.result()
             try:
                 if conn.is_open:
                     conn.close()
@@ -325,47 +264,28 @@ class Consumer:
         conn.process_data_events(time_limit=0)
         return len(pending) > before
 
-    def _decode(self, batch: list[_Delivery]) -> _Decoded:
-        """The events of a batch of deliveries; the messages refused whole, with why."""
-        decoded = _Decoded(batch)
-        for d in batch:
-            try:
-                carried_events = validate(d.body, d.props.message_id, d.props.user_id)
-            except EventError as exc:
-                decoded.rejected.append((d, None, str(exc)))
-                continue
-            decoded.carried[d.tag] = len(carried_events)
-            decoded.valid.extend((d, e) for e in carried_events)
-        return decoded
-
-    def _start(self, conn: pika.BlockingConnection, decoded: _Decoded) -> _Applying:
-        """Hand a decoded batch to the apply thread; its end wakes this thread's loop."""
-        return _Applying(decoded, self._submit(conn, decoded))
-
-    def _submit(self, conn: pika.BlockingConnection, decoded: _Decoded) -> Future[list[Outcome]]:
-        def wake(_future: Future[list[Outcome]]) -> None:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                conn.add_callback_threadsafe(_nothing)
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"apply-{self.queue}")
-        future = self._pool.submit(self.handler.apply_batch, [e for _, e in decoded.valid])
-        future.add_done_callback(wake)
-        return future
-
-    def _finish(
+    def _process(
         self,
         conn: pika.BlockingConnection,
         channel: Any,
         dead_letters: Any,
-        applying: _Applying,
+        batch: list[_Delivery],
     ) -> int:
-        """Wait for the batch's apply (applied again while the database is unavailable),
-        then dead-letter what is refused and ack the batch; the number of events it
-        carried (a message refused whole counts one)."""
-        decoded = applying.decoded
-        valid, rejected, carried = decoded.valid, list(decoded.rejected), decoded.carried
-        outcomes = self._outcomes(conn, applying)
+        """Apply a batch of deliveries, dead-letter what is refused, ack them all; the
+        number of events they carried (a message refused whole counts one)."""
+        valid: list[tuple[_Delivery, Event]] = []
+        # a message refused whole (event None), or one event of it
+        rejected: list[tuple[_Delivery, Event | None, str]] = []
+        carried: dict[int, int] = {}  # delivery tag -> its events
+        for d in batch:
+            try:
+                carried_events = validate(d.body, d.props.message_id, d.props.user_id)
+            except EventError as exc:
+                rejected.append((d, None, str(exc)))
+                continue
+            carried[d.tag] = len(carried_events)
+            valid.extend((d, e) for e in carried_events)
+        outcomes = self._apply(conn, [e for _, e in valid])
         failpoints.hit("consume.applied")
         skipped: Counter[str] = Counter()
         for (d, event), outcome in zip(valid, outcomes, strict=True):
@@ -407,26 +327,22 @@ class Consumer:
             self.stats.add("dead_lettered")
         if rejected:
             failpoints.hit("consume.dead_lettered")
-        channel.basic_ack(delivery_tag=max(d.tag for d in decoded.batch), multiple=True)
+        channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
         failpoints.hit("consume.acked")
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
-    def _outcomes(self, conn: pika.BlockingConnection, applying: _Applying) -> list[Outcome]:
-        """The outcomes of the apply thread's batch, waited for while the broker connection
-        is serviced; the database unavailable: reconnect and apply the batch again."""
+    def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:
         backoff = Backoff()
         while True:
-            while not applying.future.done():
-                conn.process_data_events(time_limit=0.05)
             try:
-                return applying.future.result()
+                return self.handler.apply_batch(batch)
             except (DatabaseError, psycopg.OperationalError) as exc:
                 log.warning(
                     "site=%s queue=%s database unavailable (%s); batch of %d kept, retrying",
                     self.config.site,
                     self.queue,
                     one_line(exc),
-                    len(applying.decoded.valid),
+                    len(batch),
                 )
                 self.stats.add("database_retries")
             if self.stop.is_set():
@@ -441,4 +357,3 @@ class Consumer:
                     self.queue,
                     one_line(exc),
                 )
-            applying.future = self._submit(conn, applying.decoded)
