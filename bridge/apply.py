@@ -19,13 +19,11 @@ describe the table again before it refuses the event.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import psycopg
-from psycopg.types.json import Jsonb
 
 from bridge import codec, failpoints
 from bridge import event as events
@@ -54,8 +52,6 @@ log = logging.getLogger(__name__)
 LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
 MAX_CACHED_UPSERTS = 256  # statements per (table, columns carried): a handful in practice
 WAITING_PER_BATCH = 100  # waiting events tried again after each batch, oldest first
-# what the database raises for a row it refuses (a constraint, a value out of range)
-UNWRITABLE = (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError)
 REMOVED = "removed: a local change made while a delete of the row was applied here lost to it"
 CONCURRENT = "lost to a local change made while it was applied here, neither seeing the other"
 
@@ -120,6 +116,7 @@ class Applier:
         # before it existed (the baseline of bench/apply.py)
         self.set_based = set_based
         self.dialect: Any = dialect
+        self.errors = dialect.errors  # what the database raises, by what is done about it
         self.conn: Any = None
         self.tables: dict[str, tuple[TableConfig, TableInfo, Statements]] = {}
         self.progress = progress  # told how far the echoes of a committed batch reach
@@ -152,7 +149,8 @@ class Applier:
         self._sql["immediate"] = self.dialect.render("apply_constraints", deferred=False)
         self._sql["deferred"] = self.dialect.render("apply_constraints", deferred=True)
         refs = [literal(self.dialect.table_ref(t.name).ref) for t in self.config.tables]
-        self._sql["apply_begin"] = self.dialect.render("apply_begin", tables=refs)
+        names = [literal(t.name) for t in self.config.tables]
+        self._sql["apply_begin"] = self.dialect.render("apply_begin", tables=refs, names=names)
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)  # describes every table
 
@@ -163,7 +161,8 @@ class Applier:
         cur.execute(self._sql["apply_begin"])
         row = cur.fetchone()
         self._waiting = bool(row[-2])
-        for table, fingerprint in zip(self.config.tables, row[-1], strict=True):
+        fingerprints = row[-1] if not isinstance(row[-1], str) else json.loads(row[-1])
+        for table, fingerprint in zip(self.config.tables, fingerprints, strict=True):
             if table.name in self._fingerprints and self._fingerprints[table.name] == fingerprint:
                 continue
             if table.name in self.tables:
@@ -197,7 +196,7 @@ class Applier:
         every column as text, else one rendered for it."""
         _table, info, stmts = self.tables[event.table]
         present = [
-            (c, "json" if isinstance(params[c.param], Jsonb) else "text")
+            (c, "json" if self.dialect.is_json(params[c.param]) else "text")
             for c in info.columns
             if c.param in params
         ]
@@ -236,7 +235,7 @@ class Applier:
                 if self.progress is not None:
                     self.progress.passed(self._echoed)  # committed
                 return outcomes
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+            except self.errors.deadlock as exc:
                 # an application's transaction locked rows of this batch in the opposite
                 # order: PostgreSQL rolled one of the two back, here this batch; run it again
                 log.info(
@@ -248,7 +247,7 @@ class Applier:
                     LOCK_RETRIES,
                 )
                 last: Exception = exc
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except self.errors.lost as exc:
                 raise DatabaseError(f"database connection lost while applying: {exc}") from exc
         raise DatabaseError(f"batch rolled back {LOCK_RETRIES} times in a row: {last}")
 
@@ -266,12 +265,12 @@ class Applier:
         self._echoed = None
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
-            if savepoints or not self.set_based:
+            if savepoints or not (self.set_based and self.dialect.set_based_apply):
                 outcomes = [self._apply_guarded(cur, event, savepoints) for event in events]
             else:  # runs of events set-based (bridge/bulk.py), the others one by one
                 try:
                     outcomes = self._bulk.apply(cur, events)
-                except UNWRITABLE as exc:
+                except self.errors.unwritable as exc:
                     raise _Retry() from exc
             if self._waiting or any(o.status == WAITING for o in outcomes):
                 self._retry_waiting(cur)
@@ -288,10 +287,10 @@ class Applier:
                 return self._apply_one(cur, event)
         except EventError as exc:  # raised before any statement of this event ran
             return Outcome(REJECTED, str(exc))
-        except UNWRITABLE as exc:
+        except self.errors.unwritable as exc:
             if not savepoint:
                 raise _Retry() from exc
-            if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+            if isinstance(exc, self.errors.foreign_key):
                 return self._wait(cur, event, exc, again=waited)
             # The row cannot be written here (a local constraint, a value out of range):
             # keep the event as a conflict so it is not retried forever, and go on.
@@ -304,7 +303,7 @@ class Applier:
                 self._conflict(cur, event, reason, None, None)
             return Outcome(CONFLICT, reason)
 
-    def _wait(self, cur: Any, event: Event, exc: psycopg.Error, again: bool) -> Outcome:
+    def _wait(self, cur: Any, event: Event, exc: Exception, again: bool) -> Outcome:
         """Keep an event that references a row not here yet, or whose delete a row here
         still references: its savepoint was rolled back (it is not in the inbox), its
         message is acknowledged, and it is tried again after each batch (_retry_waiting).
@@ -359,7 +358,7 @@ class Applier:
                     cur.execute(self._sql["deferred"])
                     outcomes = [self._apply_one(cur, event) for event in waiting]
                     cur.execute(self._sql["immediate"])  # checks them all, now
-            except (*UNWRITABLE, EventError):
+            except (*self.errors.unwritable, EventError):
                 return  # still waiting
             for event, outcome in zip(waiting, outcomes, strict=True):
                 self._waited(cur, event, outcome)
@@ -375,12 +374,11 @@ class Applier:
             outcome.status,
         )
 
-    @staticmethod
-    def _version_params(event: Event) -> dict[str, Any]:
+    def _version_params(self, event: Event) -> dict[str, Any]:
         """The bind values that name an event and its row version."""
         return {
             "table": event.table,
-            "key": event.key_text,
+            "key": self._key_text(event),
             "ts": event.timestamp,
             "origin": event.origin,
             "deleted": event.op == "delete",
@@ -554,7 +552,7 @@ class Applier:
             with self.conn.transaction():
                 cur.execute(statement, params)
                 return bool(cur.fetchone()[0])
-        except psycopg.errors.UniqueViolation:
+        except self.errors.unique:
             cur.execute(stmts.lock, params)
             if cur.fetchone()[1]:
                 return False
@@ -612,7 +610,7 @@ class Applier:
             return  # not a key of this table as it is now: nothing of it can be here
         params.update(
             table=event.table,
-            key=event.key_text,
+            key=self._key_text(event),
             ts=event.timestamp,
             origin=event.origin,
             deleted=True,
@@ -668,12 +666,18 @@ class Applier:
             )
         return fresh
 
-    @staticmethod
-    def _bind(column: Column, value: Any, json_text: frozenset[str] | None) -> Any:
+    def _key_text(self, event: Event) -> str:
+        """The event's row key as this database holds it (Dialect.key_text)."""
+        if self.dialect.set_based_apply:  # PostgreSQL: jsonb, the text cached per event
+            return event.key_text
+        text: str = self.dialect.key_text(event.key)
+        return text
+
+    def _bind(self, column: Column, value: Any, json_text: frozenset[str] | None) -> Any:
         """A value of the event as its column's input takes it: text (bytes for bytes), or
         an array or composite in its JSON form, which the statement converts (jsonb)."""
         if codec.is_structured(value, column.kind):
-            return Jsonb({"v": value}, dumps=codec.dumps)
+            return self.dialect.bind_structured(value)
         return codec.to_text(value, column.kind, json_text is None or column.name in json_text)
 
     def _loses(
@@ -716,7 +720,7 @@ class Applier:
             "theirs": self._bind(column, theirs, json_text),
             "mine": self._bind(column, mine, None),
         }
-        forms = {k: "json" if isinstance(v, Jsonb) else "text" for k, v in values.items()}
+        forms = {k: "json" if self.dialect.is_json(v) else "text" for k, v in values.items()}
         key = (column.sql_type, forms["theirs"], forms["mine"])
         if key not in self._compare:
             self._compare[key] = self.dialect.render("apply_compare", column=column, **forms)
@@ -744,7 +748,7 @@ class Applier:
             {
                 "id": event.id,
                 "table": event.table,
-                "key": event.key_text,
+                "key": self._key_text(event),
                 "reason": reason,
                 "ts": event.timestamp,
                 "origin": event.origin,

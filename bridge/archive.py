@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
 from bridge import codec
 from bridge.config import Config
 from bridge.decision import Outcome
@@ -53,7 +51,7 @@ class Archiver:
                     },
                 )
                 stored = {event_id for (event_id,) in cur.fetchall()}
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except self.dialect.errors.lost as exc:
             raise DatabaseError(
                 f"database connection lost while archiving: {one_line(exc)}"
             ) from exc

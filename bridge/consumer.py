@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import pika
 import pika.exceptions
-import psycopg
 
 from bridge import failpoints, wire
 from bridge.archive import ARCHIVE_DUPLICATE
@@ -51,6 +50,8 @@ MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), message
 
 
 class Handler(Protocol):
+    dialect: Any  # its database's (what errors it raises)
+
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]: ...
     def reconnect(self) -> None: ...
     def close(self) -> None: ...
@@ -249,7 +250,7 @@ class Consumer:
         lost from it at the end of the queue, where no later echo passes it.)"""
         try:
             at = progress.now()
-        except (BridgeError, psycopg.Error):
+        except (BridgeError, *self.handler.dialect.errors.any):
             progress.queue_busy()  # the database is away: nothing to conclude
             return
         ready = channel.queue_declare(self.queue, passive=True).method.message_count
@@ -336,7 +337,7 @@ class Consumer:
         while True:
             try:
                 return self.handler.apply_batch(batch)
-            except (DatabaseError, psycopg.OperationalError) as exc:
+            except (DatabaseError, *self.handler.dialect.errors.lost) as exc:
                 log.warning(
                     "site=%s queue=%s database unavailable (%s); batch of %d kept, retrying",
                     self.config.site,
@@ -350,7 +351,7 @@ class Consumer:
             conn.sleep(backoff.next_delay())  # keeps the broker connection alive
             try:
                 self.handler.reconnect()
-            except (BridgeError, psycopg.Error) as exc:
+            except (BridgeError, *self.handler.dialect.errors.any) as exc:
                 log.warning(
                     "site=%s queue=%s reconnect to database failed: %s",
                     self.config.site,

@@ -7,6 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from bridge import codec
+
 APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, ECHO, REJECTED, WAITING = (
     "applied",
     "duplicate",
@@ -38,14 +40,18 @@ class RowState:
     @classmethod
     def of(
         cls,
-        local_row: dict[str, Any] | None,
+        local_row: dict[str, Any] | str | bytes | None,
         version_ts: dt.datetime | None,
         version_origin: str | None,
         pending_ts: dt.datetime | None,
     ) -> RowState:
-        """From the columns of _row_state.sql.j2."""
+        """From the columns of _row_state.sql.j2 (the local row as JSON text where the
+        driver does not parse it)."""
+        row: dict[str, Any] | None = (
+            codec.loads(local_row) if isinstance(local_row, str | bytes) else local_row
+        )
         version = (version_ts, version_origin) if version_ts and version_origin else None
-        return cls(local_row, version, pending_ts)
+        return cls(row, version, pending_ts)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The dispatcher: outbox -> RabbitMQ, in outbox order, with publisher confirms in flight.
 
-It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY), which captures send only
+It wakes on the database's notification (PostgreSQL LISTEN/NOTIFY), or reads the outbox every
+`idle_poll` (50 ms) where the database has none (MariaDB, SQL Server, Oracle). Captures notify only
 while it waits for one (an advisory lock it holds, so that the application's commits are not
 serialised by notifications: sql_templates/postgresql/_wakeup.sql.j2); while a capturing
 transaction is open it cannot wait and reads again every `BUSY_POLL`; and it polls every
@@ -34,7 +35,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-import psycopg
 from pika.adapters.select_connection import PollEvents
 
 from bridge import event, failpoints, wire
@@ -120,7 +120,7 @@ class Dispatcher:
         run_sessions(
             lambda: _Session(self).run(),
             self.stop,
-            (BridgeError, pika.exceptions.AMQPError, psycopg.Error, OSError),
+            (BridgeError, pika.exceptions.AMQPError, *self.dialect.errors.any, OSError),
             on_error,
             fatal=(BrokerLoginError,),
         )
@@ -140,6 +140,8 @@ class _Session:
         self.o = owner
         self.cfg = owner.config
         d = owner.dialect
+        self.notified = bool(d.wakes_on_notify)  # else: reads every d.idle_poll when idle
+        wake_up = ("outbox_listen", "dispatcher_wait", "dispatcher_woken") if self.notified else ()
         self.sql = {
             n: d.render(n)
             for n in (
@@ -147,11 +149,9 @@ class _Session:
                 "outbox_fetch_stragglers",
                 "outbox_last_seq",
                 "outbox_mark_published",
-                "outbox_listen",
                 "dispatcher_lease",
-                "dispatcher_wait",
-                "dispatcher_woken",
                 "meta_add",
+                *wake_up,
             )
         }
         self.db: Any = None
@@ -195,9 +195,10 @@ class _Session:
                     "another dispatcher already publishes this site's outbox (lease held); "
                     "run a single `bridge run` per site"
                 )
-            self.db.execute(self.sql["outbox_listen"])
+            if self.notified:
+                self.db.execute(self.sql["outbox_listen"])
+                self.db.add_notify_handler(self._on_notify)
             self.base = self.db.execute(self.sql["outbox_last_seq"]).fetchone()[0]
-            self.db.add_notify_handler(self._on_notify)
             self.url = self.o.endpoints.next_url()
             log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(self.url))
             self.conn = pika.SelectConnection(
@@ -206,12 +207,15 @@ class _Session:
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
             )
-            self.conn.ioloop.add_handler(self.db.fileno(), self._on_db_readable, PollEvents.READ)
+            if self.notified:
+                self.conn.ioloop.add_handler(
+                    self.db.fileno(), self._on_db_readable, PollEvents.READ
+                )
             self.conn.ioloop.call_later(TICK, self._tick)
             self.conn.ioloop.start()
         finally:
             try:
-                if self.conn is not None:
+                if self.conn is not None and self.notified:
                     self.conn.ioloop.remove_handler(self.db.fileno())
             except Exception:  # noqa: BLE001 - the loop is gone already
                 pass
@@ -290,7 +294,7 @@ class _Session:
         """Run a step; a database or bridge error ends the session (it is retried)."""
         try:
             step()
-        except (psycopg.Error, BridgeError) as exc:
+        except (*self.o.dialect.errors.any, BridgeError) as exc:
             self.error = exc if isinstance(exc, BridgeError) else DatabaseError(one_line(exc))
             self._close()
 
@@ -310,7 +314,13 @@ class _Session:
     def _wait(self) -> None:
         """The outbox is read to its end: wait for a capture's notification, holding the
         wake-up lock; or, while a capturing transaction is open (its commit will not
-        notify), read again in BUSY_POLL. (_wakeup.sql.j2)"""
+        notify), read again in BUSY_POLL. (_wakeup.sql.j2) A dialect without notifications
+        reads again in its `idle_poll`."""
+        if not self.notified:
+            if not self.poll_scheduled and self.conn is not None:
+                self.poll_scheduled = True
+                self.conn.ioloop.call_later(self.o.dialect.idle_poll, self._poll)
+            return
         if not self.db.execute(self.sql["dispatcher_wait"]).fetchone()[0]:
             if not self.poll_scheduled and self.conn is not None:
                 self.poll_scheduled = True

@@ -17,9 +17,6 @@ from bridge.errors import DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
 
 ALTERED_PREFIX = "bridge_altered_"  # the after-ALTER form of a capture function
-# What the capture stamps changes with. Tests render the capture with a clock of their own
-# (tests/integration/test_apply_property.py); bridge never does.
-CLOCK = "pg_catalog.clock_timestamp()"
 NO_EVENT_TRIGGER = (
     "not a superuser: installed without the event trigger that keeps the application's "
     "writes working after an ALTER TABLE that drops or renames a column (PostgreSQL lets "
@@ -40,13 +37,7 @@ class PrintSink:
         self.out = out
 
     def execute(self, statement: str) -> None:
-        text = statement.rstrip()
-        if self.dialect.terminator and not text.endswith(self.dialect.terminator):
-            text += self.dialect.terminator
-        self.out.write(text + "\n")
-        if self.dialect.batch_separator:
-            self.out.write(self.dialect.batch_separator + "\n")
-        self.out.write("\n")
+        self.out.write(self.dialect.printed(statement) + "\n\n")
 
 
 class ConnectionSink:
@@ -69,12 +60,14 @@ def trigger_statements(
     info: TableInfo,
     event_trigger: bool = True,
     bridge_schema: str = "public",
-    clock: str = CLOCK,
+    clock: str | None = None,
 ) -> list[str]:
     """The capture function and triggers of a table; with `event_trigger` (needs a
     superuser), the event trigger that keeps writes working after an ALTER TABLE.
     `bridge_schema`: where bridge's tables are (the capture names them with it, since it
-    runs under the application's search_path: `bridge_schema()`)."""
+    runs under the application's search_path: `bridge_schema()`). `clock`: what changes
+    are stamped with (the dialect's clock; tests render one of their own,
+    tests/integration/test_apply_property.py)."""
     return dialect.statements(
         "capture_install",
         table=info.table,
@@ -85,7 +78,8 @@ def trigger_statements(
         columns_hash=info.columns_hash,
         event_trigger=event_trigger,
         bridge=identifiers.quote(bridge_schema, dialect.sqlglot_name, "schema"),
-        clock=clock,
+        clock=clock or dialect.capture_clock,
+        **dialect.capture_context(info.table.name),
     )
 
 
@@ -98,6 +92,7 @@ def uninstall_statements(dialect: Dialect, table: str, forget: bool = True) -> l
         function=dialect.capture_function(table),
         forget=forget,
         altered_function=dialect.capture_function(table, ALTERED_PREFIX),
+        **dialect.capture_context(table),
     )
 
 
@@ -108,8 +103,15 @@ def is_superuser(dialect: Dialect, conn: Any) -> bool:
     return bool(row and row[0])
 
 
-def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
-    """Send statements to the sink; when executing, all in one transaction."""
+def run(
+    conn: Any,
+    sink: Sink,
+    statements: Iterable[str],
+    execute: bool,
+    dialect: Dialect | None = None,
+) -> int:
+    """Send statements to the sink; when executing, all in one transaction (where the
+    database's DDL is transactional: MariaDB commits each DDL statement)."""
     count = 0
     if not execute:
         for stmt in statements:
@@ -124,6 +126,12 @@ def run(conn: Any, sink: Sink, statements: Iterable[str], execute: bool) -> int:
     except Exception as exc:  # the database refused: nothing of it stays
         if isinstance(exc, SchemaError | DatabaseError):
             raise
+        if dialect is not None and not dialect.transactional_ddl:
+            raise DatabaseError(
+                f"statement {count + 1} failed: {one_line(exc)}; the {count} before it ran "
+                f"({dialect.title} commits each DDL statement): fix the cause and run the "
+                "command again, which replaces what it created"
+            ) from exc
         raise DatabaseError(
             f"statement {count + 1} failed, nothing was changed: {one_line(exc)}"
         ) from exc
@@ -200,7 +208,7 @@ def init(dialect: Dialect, conn: Any, site: str, sink: Sink, execute: bool) -> i
                 f"this database was initialised for site {current}, not {site}: check "
                 "'site' and 'database_url' in the configuration"
             )
-    return run(conn, sink, init_statements(dialect, site), execute)
+    return run(conn, sink, init_statements(dialect, site), execute, dialect)
 
 
 def describe(dialect: Dialect, conn: Any, tables: Iterable[str]) -> list[TableInfo]:
@@ -221,8 +229,8 @@ def install_triggers(
     infos = describe(dialect, conn, tables)
     if execute and installed_site(dialect, conn) is None:
         raise SchemaError("bridge is not initialised in this database: run `bridge init` first")
-    superuser = is_superuser(dialect, conn)
-    if not superuser and warn is not None:
+    superuser = dialect.has_event_trigger and is_superuser(dialect, conn)
+    if dialect.has_event_trigger and not superuser and warn is not None:
         warn(NO_EVENT_TRIGGER)
     schema = bridge_schema(dialect, conn)
     statements = (
@@ -233,14 +241,16 @@ def install_triggers(
             dialect, info, event_trigger=superuser and n == 0, bridge_schema=schema
         )
     )
-    run(conn, sink, statements, execute)
+    run(conn, sink, statements, execute, dialect)
     return infos
 
 
 def uninstall_triggers(
     dialect: Dialect, conn: Any, tables: Iterable[str], sink: Sink, execute: bool
 ) -> int:
-    return run(conn, sink, (s for t in tables for s in uninstall_statements(dialect, t)), execute)
+    return run(
+        conn, sink, (s for t in tables for s in uninstall_statements(dialect, t)), execute, dialect
+    )
 
 
 def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:

@@ -6,6 +6,7 @@ small fraction of what is published points at a problem: bridge/dispatcher.py)."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,5 +79,10 @@ def read(dialect: Any, conn: Any) -> SiteStatus:
     row = cur.fetchone()
     assert row is not None and cur.description is not None
     values = dict(zip([d.name for d in cur.description], row, strict=True))
+    for age_of in ("oldest_unpublished", "oldest_unechoed"):
+        if isinstance(values[age_of], int):  # microseconds (MariaDB)
+            values[age_of] = dt.timedelta(microseconds=values[age_of])
     counters = values.pop("dispatcher") or {}
+    if isinstance(counters, str):
+        counters = json.loads(counters)
     return SiteStatus(**values, dispatcher={k: int(v) for k, v in counters.items()})

@@ -18,11 +18,43 @@ def for_url(url: str) -> Dialect:
             "database_url is not a valid SQLAlchemy URL; write it like "
             "postgresql://user@host:5432/dbname"
         ) from None
-    if backend == "postgresql":
+    return by_name(backend)
+
+
+NAMES = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mariadb",
+    "mariadb": "mariadb",
+    "mssql": "mssql",
+    "oracle": "oracle",
+}
+
+
+def by_name(name: str) -> Dialect:
+    """The dialect of a name as URLs and `--dialect` write it: postgresql, mariadb (or
+    mysql), mssql, oracle."""
+    key = NAMES.get(name.lower())
+    if key == "postgresql":
         from bridge.dialects.postgresql import PostgresDialect
 
         return PostgresDialect()
-    raise ConfigError(f"database dialect {backend!r} is not supported yet; supported: postgresql")
+    if key == "mariadb":
+        from bridge.dialects.mariadb import MariaDBDialect
+
+        return MariaDBDialect()
+    if key == "mssql":
+        from bridge.dialects.mssql import MSSQLDialect
+
+        return MSSQLDialect()
+    if key == "oracle":
+        from bridge.dialects.oracle import OracleDialect
+
+        return OracleDialect()
+    raise ConfigError(
+        f"database dialect {name!r} is not supported; supported: postgresql, mariadb "
+        "(mysql+pymysql://), mssql (mssql+pyodbc://), oracle (oracle+oracledb://)"
+    )
 
 
-__all__ = ["Dialect", "for_url"]
+__all__ = ["Dialect", "by_name", "for_url"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge import identifiers, sql
+from bridge import codec, identifiers, sql
 
 
 def close_quietly(conn: Any) -> None:
@@ -86,14 +87,68 @@ class TableInfo:
         return None
 
 
+@dataclass(frozen=True)
+class Errors:
+    """The exception classes a dialect's connections raise, by what the core does about
+    them (each a tuple, for `except`)."""
+
+    any: tuple[type[BaseException], ...]  # every database error
+    deadlock: tuple[type[BaseException], ...]  # rolled back to break a deadlock: run again
+    lost: tuple[type[BaseException], ...]  # the connection is gone: reconnect
+    unwritable: tuple[type[BaseException], ...]  # a row refused (constraint, bad value)
+    foreign_key: tuple[type[BaseException], ...]  # a row references one not here (yet)
+    unique: tuple[type[BaseException], ...]  # a key that exists already
+
+
 class Dialect:
     """Base of the per-dialect classes in this package."""
 
     name: str = ""  # directory under sql_templates/
     sqlglot_name: str = ""  # dialect name for sqlglot (quoting, parsing)
+    title: str = ""  # the database's name, for messages
     terminator: str = ";"  # printed after each statement by --sql
     batch_separator: str = ""  # printed on its own line after a statement (GO, /)
     transactional_ddl: bool = True
+    # how the dispatcher learns of new outbox rows: a notification it waits for
+    # (PostgreSQL's LISTEN/NOTIFY), or reading the outbox every `idle_poll` seconds
+    wakes_on_notify: bool = False
+    idle_poll: float = 0.05
+    # runs of events applied by one statement per table (bridge/bulk.py): PostgreSQL's
+    # arrays; the other dialects apply event by event
+    set_based_apply: bool = False
+    # an event trigger that keeps the capture working after an ALTER TABLE (PostgreSQL,
+    # as a superuser): without one, install-triggers says what to do after an ALTER
+    has_event_trigger: bool = False
+    errors: Errors
+    capture_clock: str = ""  # what the capture stamps changes with
+
+    def capture_context(self, table: str) -> dict[str, Any]:
+        """What the capture templates of `table` name besides the table (its triggers)."""
+        return {}
+
+    def printed(self, statement: str) -> str:
+        """A statement as `--sql` prints it: terminated, then the batch separator if any."""
+        text = statement.rstrip()
+        if self.terminator and not text.endswith(self.terminator):
+            text += self.terminator
+        if self.batch_separator:
+            text += "\n" + self.batch_separator
+        return text
+
+    def key_text(self, key: dict[str, Any]) -> str:
+        """A row key as bridge_row_version and the outbox's key lookup hold it: the JSON
+        text the capture writes (keys sorted). PostgreSQL compares jsonb, so any spacing
+        does; a dialect that compares text overrides this with its capture's exact text."""
+        return json.dumps(key, sort_keys=True)
+
+    def bind_structured(self, value: Any) -> Any:
+        """An array or composite in its JSON form, as a bind value (see `is_json`)."""
+        return codec.dumps(value)
+
+    def is_json(self, value: Any) -> bool:
+        """Whether a bind value is one the statement converts from JSON (PostgreSQL's
+        jsonb_to_record), not from text: the statement is rendered for that form."""
+        return False
 
     def render(self, template: str, **context: Any) -> str:
         return sql.render(self.name, template, **context)

@@ -3,15 +3,17 @@ wake-up, echo suppression through the `bridge.applying` setting."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
-from bridge import identifiers
-from bridge.dialects.base import Column, Dialect, TableInfo
+from bridge import codec, identifiers
+from bridge.dialects.base import Column, Dialect, Errors, TableInfo
 from bridge.errors import ConfigError, DatabaseError, IdentifierError, SchemaError, one_line
 
 KINDS = {
@@ -69,9 +71,30 @@ def search_path(query: Mapping[str, Any]) -> str:
 class PostgresDialect(Dialect):
     name = "postgresql"
     sqlglot_name = "postgres"
+    title = "PostgreSQL"
     terminator = ";"
     transactional_ddl = True
     wakes_on_notify = True
+    set_based_apply = True
+    has_event_trigger = True
+    capture_clock = "pg_catalog.clock_timestamp()"
+    errors = Errors(
+        any=(psycopg.Error,),
+        deadlock=(psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
+        lost=(psycopg.OperationalError, psycopg.InterfaceError),
+        unwritable=(psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError),
+        foreign_key=(psycopg.errors.ForeignKeyViolation,),
+        unique=(psycopg.errors.UniqueViolation,),
+    )
+
+    def key_text(self, key: dict[str, Any]) -> str:
+        return json.dumps(key, sort_keys=True)
+
+    def bind_structured(self, value: Any) -> Any:
+        return Jsonb({"v": value}, dumps=codec.dumps)
+
+    def is_json(self, value: Any) -> bool:
+        return isinstance(value, Jsonb)
 
     def connect(self, url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A connection with bridge's fixed search path (`search_path`)."""
