@@ -45,6 +45,8 @@ KINDS = {
     "longblob": "bytes",
     "uuid": "uuid",
     "json": "json",
+    "boolean": "bool",  # as a CREATE TABLE spells it (bridge/offline.py)
+    "bool": "bool",
 }
 
 # What every bridge session sets (PyMySQL's init_command, run at each connect).

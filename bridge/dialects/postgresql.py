@@ -33,6 +33,17 @@ KINDS = {
     "json": "json",
     "jsonb": "json",
     "uuid": "uuid",
+    # the same types as a CREATE TABLE spells them (bridge/offline.py reads DDL text)
+    "smallint": "int",
+    "integer": "int",
+    "int": "int",
+    "bigint": "int",
+    "decimal": "decimal",
+    "real": "float",
+    "double precision": "float",
+    "boolean": "bool",
+    "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp",
 }
 # Other types by their category (pg_type.typcategory): arrays, composites, and the
 # categories whose to_jsonb is the JSON string of the type's text output (strings,

@@ -1,0 +1,119 @@
+"""A business table described from its `CREATE TABLE` text instead of a live database, so
+that `install-triggers --sql --ddl orders.sql` renders a dialect's script before bridge
+ever connects to the server (the golden tests of SQL Server and Oracle use it here).
+
+sqlglot reads the statement in the dialect's own syntax; each column becomes what the
+dialect's introspection would have read from its catalog: the type as declared, the base
+type (lower case, without its length or precision: `decimal`, `nvarchar`, `number`,
+`timestamp with time zone`), the primary key (a column constraint or a table constraint,
+in its order) and whether the column is computed (never captured).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from bridge.dialects.base import Column, Dialect, TableInfo
+from bridge.errors import ConfigError, SchemaError
+
+PARAMS = re.compile(r"\s*\([^)]*\)")
+
+
+def base_type(sql_type: str) -> str:
+    """`DECIMAL(12, 2)` -> `decimal`; `TIMESTAMP(6) WITH TIME ZONE` -> `timestamp with
+    time zone`; `VARCHAR2(20 CHAR)` -> `varchar2`."""
+    return " ".join(PARAMS.sub("", sql_type).lower().split())
+
+
+def _name(node: exp.Expression) -> str:
+    return node.name if isinstance(node, exp.Identifier | exp.Column) else node.sql()
+
+
+def tables_in(dialect: Dialect, text: str) -> dict[str, exp.Create]:
+    """The CREATE TABLE statements of a DDL text, by table name (as written, schema.table
+    when qualified)."""
+    try:
+        parsed = sqlglot.parse(text, read=dialect.sqlglot_name)
+    except sqlglot.errors.ParseError as exc:
+        raise ConfigError(
+            f"the DDL given with --ddl is not {dialect.title} SQL that bridge can read: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    found: dict[str, exp.Create] = {}
+    for statement in parsed:
+        if isinstance(statement, exp.Create) and statement.kind == "TABLE":
+            target = statement.this.this if isinstance(statement.this, exp.Schema) else None
+            if isinstance(target, exp.Table):
+                name = f"{target.db}.{target.name}" if target.db else target.name
+                found[name] = statement
+    return found
+
+
+def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
+    """The TableInfo of `table` from DDL text; SchemaError if the text has no CREATE TABLE
+    of it or the table has no primary key."""
+    found = tables_in(dialect, text)
+    create = found.get(table) or next(
+        (c for name, c in found.items() if name.lower() == table.lower()), None
+    )
+    if create is None:
+        raise SchemaError(
+            f"the DDL given has no CREATE TABLE {table}"
+            + (f" (it has: {', '.join(found)})" if found else "")
+        )
+    schema = create.this
+    assert isinstance(schema, exp.Schema)
+    columns: list[Column] = []
+    pk_names: list[str] = []
+    generated: list[str] = []
+    position = 0
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            position += 1
+            name = item.name
+            kind = item.args.get("kind")
+            sql_type = kind.sql(dialect=dialect.sqlglot_name) if kind is not None else ""
+            constraints = [c.args.get("kind") for c in item.constraints]
+            if any(isinstance(c, exp.ComputedColumnConstraint) for c in constraints):
+                generated.append(name)
+                continue
+            if any(isinstance(c, exp.PrimaryKeyColumnConstraint) for c in constraints):
+                pk_names.append(name)
+            columns.append(dialect.column(position, name, sql_type, base_type(sql_type)))
+        elif isinstance(item, exp.PrimaryKey):
+            pk_names.extend(
+                _name(e.this if isinstance(e, exp.Ordered) else e) for e in item.expressions
+            )
+        elif isinstance(item, exp.Constraint):
+            for part in item.expressions:
+                if isinstance(part, exp.PrimaryKey):
+                    pk_names.extend(
+                        _name(e.this if isinstance(e, exp.Ordered) else e) for e in part.expressions
+                    )
+    by_name = {c.name: c for c in columns}
+    missing = [n for n in pk_names if n not in by_name]
+    if missing:
+        raise SchemaError(f"the primary key of {table} names columns it lacks: {missing}")
+    pk = tuple(by_name[n] for n in pk_names)
+    if not pk:
+        raise SchemaError(
+            f"table {table!r} has no primary key in the DDL given: bridge identifies rows by it"
+        )
+    return TableInfo(
+        table=dialect.table_ref(table),
+        columns=tuple(columns),
+        pk=pk,
+        non_pk=tuple(c for c in columns if c not in pk),
+        generated=tuple(generated),
+    )
+
+
+def read_ddl(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the DDL file {path}: {exc.strerror}") from None
