@@ -143,7 +143,8 @@ class Connection:
         raw: Any,
         paramstyle: str,
         classify: Classify,
-        begin: str = "BEGIN",
+        begin: str | Callable[[Any], None] = "BEGIN",
+        end: Callable[[Any], None] | None = None,
         savepoint: str = "SAVEPOINT {name}",
         release: str | None = "RELEASE SAVEPOINT {name}",
         rollback_to: str = "ROLLBACK TO SAVEPOINT {name}",
@@ -154,6 +155,7 @@ class Connection:
         self.paramstyle = paramstyle
         self.classify = classify
         self._begin = begin
+        self._end = end
         self._savepoint = savepoint
         self._release = release
         self._rollback_to = rollback_to
@@ -191,7 +193,12 @@ class Connection:
     def transaction(self) -> Iterator[None]:
         depth = self._depth
         name = f"bridge_sp{depth}"
-        self._statement(self._begin if depth == 0 else self._savepoint.format(name=name))
+        if depth == 0 and callable(self._begin):
+            self.call(self._begin, self.raw)  # e.g. autocommit off (oracledb, pyodbc)
+        elif depth == 0:
+            self._statement(self._begin)
+        else:
+            self._statement(self._savepoint.format(name=name))
         self._depth += 1
         try:
             yield
@@ -200,14 +207,20 @@ class Connection:
             with contextlib.suppress(DbError):  # a lost connection: nothing to roll back
                 if depth == 0:
                     self.call(self.raw.rollback)
+                    self._ended()
                 else:
                     self._statement(self._rollback_to.format(name=name))
             raise
         self._depth = depth
         if depth == 0:
             self.call(self.raw.commit)
+            self._ended()
         elif self._release:
             self._statement(self._release.format(name=name))
+
+    def _ended(self) -> None:
+        if self._end is not None:
+            self.call(self._end, self.raw)
 
     # -- the driver ----------------------------------------------------------------------
     def _statement(self, sql: str) -> None:
