@@ -24,6 +24,7 @@ from bridge import install, topology
 from bridge.dialects import for_url
 from bridge.run import Bridge
 from bridge.stats import Stats
+from tests import dbs
 
 # Under CI a skipped test fails with its reason unless marked allowed_skip (tests/skips.py).
 pytest_plugins = ("tests.skips",)
@@ -165,7 +166,13 @@ def env_of(cfg: config_mod.Config, **extra: Any) -> dict[str, str]:
     return env
 
 
+# whether this session created a test database: only such a session drops them at its end
+# (a run of unit tests alone must not drop the databases another run is using)
+CREATED: list[str] = []
+
+
 def create_site_db(db: str, ddl: str = ORDERS_DDL) -> None:
+    CREATED.append(db)
     with psycopg.connect(pg_url("postgres"), autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
@@ -253,10 +260,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     databases cost the server all the time (autovacuum visits each one every naptime) and
     made the benchmarks run beside them noisier. After a failure they stay, to be looked
     at; the next run recreates each one it uses and drops them all if it passes."""
-    if exitstatus != 0 or os.environ.get("BRIDGE_TEST_KEEP_DBS"):
+    if exitstatus != 0 or os.environ.get("BRIDGE_TEST_KEEP_DBS") or not (CREATED or dbs.CREATED):
         return
     with contextlib.suppress(psycopg.OperationalError):
         drop_test_databases()
+    with contextlib.suppress(Exception):  # MariaDB's (tests/dbs.py)
+        dbs.drop_all(DB_PREFIX)
 
 
 def drop_test_databases() -> list[str]:

@@ -23,7 +23,7 @@ CREATE TABLE orders (
     amount     numeric(14, 4),
     note       text,
     updated_at timestamptz,
-    blob       bytea
+    data       bytea
 )
 """,
     "mariadb": """
@@ -33,7 +33,7 @@ CREATE TABLE orders (
     amount     DECIMAL(14, 4),
     note       TEXT,
     updated_at TIMESTAMP(6) NULL,
-    `blob`     LONGBLOB
+    data       LONGBLOB
 ) CHARSET = utf8mb4
 """,
 }
@@ -88,8 +88,12 @@ def sql(dialect: str, db: str, query: str, *params: Any) -> list[tuple[Any, ...]
         return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
+CREATED: list[str] = []  # tests/conftest.py drops the test databases of a session that made some
+
+
 def create(dialect: str, db: str, ddl: str) -> None:
     """A fresh database `db` holding `ddl` (statements separated by `;`)."""
+    CREATED.append(db)
     if dialect == "postgresql":
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(
