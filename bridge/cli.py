@@ -138,13 +138,60 @@ def init(ctx: click.Context, print_sql: bool) -> None:
 @main.command("install-triggers")
 @_tables_option
 @_sql_option
+@click.option(
+    "--ddl",
+    "ddl_path",
+    type=click.Path(dir_okay=False),
+    help="With --sql: describe the tables from this file of CREATE TABLE statements "
+    "instead of the database, and connect to nothing (a DBA's review before bridge "
+    "ever reaches the server).",
+)
+@click.option(
+    "--dialect",
+    "dialect_name",
+    help="With --ddl: the database's dialect (postgresql, mariadb, mssql, oracle); "
+    "default: that of database_url.",
+)
 @click.pass_context
-def install_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: bool) -> None:
-    """Create the capture triggers of business tables, all in one transaction.
+def install_triggers(
+    ctx: click.Context,
+    tables: tuple[str, ...],
+    print_sql: bool,
+    ddl_path: str | None,
+    dialect_name: str | None,
+) -> None:
+    """Create the capture triggers of business tables, all in one transaction (where the
+    database's DDL is transactional).
 
     Re-running is safe: triggers are replaced with ones generated for the current columns.
     --table works before the table is in 'tables'; `bridge run` syncs only the tables there.
     """
+
+    def offline() -> None:
+        from bridge import offline as offline_mod
+        from bridge.dialects import by_name, for_url
+
+        if not print_sql:
+            raise ConfigError("--ddl renders the script without a database: add --sql")
+        if not tables:
+            raise ConfigError("--ddl needs the tables to render: name them with --table")
+        if dialect_name:
+            dialect = by_name(dialect_name)
+        else:
+            dialect = for_url(_load(ctx, require_tables=False).database_url)
+        install.offline_triggers(
+            dialect,
+            offline_mod.read_ddl(ddl_path or ""),
+            list(tables),
+            install.PrintSink(dialect, sys.stdout),
+        )
+
+    def refuse() -> None:
+        raise ConfigError("--dialect names the dialect of a --ddl file: give --ddl too")
+
+    if ddl_path is not None or dialect_name is not None:
+        _run(offline if ddl_path is not None else refuse)
+        return
 
     def go() -> None:
         cfg = _load(ctx, require_tables=False)

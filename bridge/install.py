@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
-from bridge import __version__, identifiers
+from bridge import __version__, identifiers, offline
 from bridge.dialects.base import Dialect, TableInfo, literal
 from bridge.errors import DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
@@ -77,7 +77,9 @@ def trigger_statements(
         version=__version__,
         columns_hash=info.columns_hash,
         event_trigger=event_trigger,
-        bridge=identifiers.quote(bridge_schema, dialect.sqlglot_name, "schema"),
+        bridge=identifiers.quote(bridge_schema, dialect.sqlglot_name, "schema")
+        if bridge_schema
+        else "",
         clock=clock or dialect.capture_clock,
         **dialect.capture_context(info.table.name),
     )
@@ -242,6 +244,29 @@ def install_triggers(
         )
     )
     run(conn, sink, statements, execute, dialect)
+    return infos
+
+
+def offline_triggers(
+    dialect: Dialect,
+    ddl: str,
+    tables: Iterable[str],
+    sink: Sink,
+    bridge_schema: str | None = None,
+) -> list[TableInfo]:
+    """`install-triggers --sql --ddl FILE`: the same statements as `install_triggers`, for
+    tables described by their CREATE TABLE text instead of a live database (nothing is
+    connected to). bridge's tables are named with `bridge_schema` (the dialect's default:
+    `public` for PostgreSQL, none elsewhere, where the triggers then find them in the
+    table's own database or schema); PostgreSQL's event trigger, which needs a superuser
+    and depends on the server, is left out."""
+    infos = [offline.table_from_ddl(dialect, ddl, t) for t in tables]
+    schema = bridge_schema if bridge_schema is not None else dialect.default_bridge_schema
+    for info in infos:
+        for statement in trigger_statements(
+            dialect, info, event_trigger=False, bridge_schema=schema
+        ):
+            sink.execute(statement)
     return infos
 
 

@@ -5,7 +5,7 @@ the capture sends them in, bridge/codec.py), read from the database as text: a B
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +22,45 @@ class TableSum:
     checksum: int
 
 
-def table_sum(dialect: Any, conn: Any, table: str) -> TableSum:
+def comparable(value: Any, kind: str) -> Any:
+    """A value as verify_rows read it, in the same form whatever the dialect: a boolean as
+    true/false (MariaDB reads 1/0, or the JSON text), an integer as a number (some drivers
+    read a DECIMAL), a JSON document parsed and written back with its keys sorted (each
+    database keeps its own spacing and key order)."""
+    if value is None:
+        return None
+    if kind == "bool":
+        return value in (True, 1, "1", "true", "t")
+    if kind == "int" and not isinstance(value, bool):
+        return int(value)
+    if kind == "json" and isinstance(value, str):
+        try:
+            return codec.dumps(codec.loads(value), sort_keys=True)
+        except ValueError:
+            return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def table_rows(dialect: Any, conn: Any, table: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every row of a table, each value in its exact form made comparable across dialects
+    (`comparable`), read in one transaction."""
     info = dialect.introspect(conn, table)
-    names = [c.name for c in info.columns]
-    total, count = 0, 0
+    kinds = [(c.name, c.kind) for c in info.columns]
     with conn.transaction(), conn.cursor(name="bridge_verify") as cur:
         conn.execute(dialect.render("verify_begin"))
         cur.execute(dialect.render("verify_rows", table=info.table, info=info))
-        while rows := cur.fetchmany(5000):
+        while rows := cur.fetchmany(batch):
             for row in rows:
-                total = (total + codec.row_digest(dict(zip(names, row, strict=True)))) & MASK
-                count += 1
+                yield {n: comparable(v, k) for (n, k), v in zip(kinds, row, strict=True)}
+
+
+def table_sum(dialect: Any, conn: Any, table: str) -> TableSum:
+    total, count = 0, 0
+    for row in table_rows(dialect, conn, table):
+        total = (total + codec.row_digest(row)) & MASK
+        count += 1
     return TableSum(count, total)
 
 

@@ -46,11 +46,13 @@ def by_name(name: str) -> Dialect:
     if key == "mssql":
         from bridge.dialects.mssql import MSSQLDialect
 
-        return MSSQLDialect()
+        mssql: Dialect = MSSQLDialect()
+        return mssql
     if key == "oracle":
         from bridge.dialects.oracle import OracleDialect
 
-        return OracleDialect()
+        oracle: Dialect = OracleDialect()
+        return oracle
     raise ConfigError(
         f"database dialect {name!r} is not supported; supported: postgresql, mariadb "
         "(mysql+pymysql://), mssql (mssql+pyodbc://), oracle (oracle+oracledb://)"

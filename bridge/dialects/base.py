@@ -121,6 +121,9 @@ class Dialect:
     has_event_trigger: bool = False
     errors: Errors
     capture_clock: str = ""  # what the capture stamps changes with
+    # where bridge's tables are in a script rendered offline (`--sql --ddl`): "" leaves
+    # them unqualified
+    default_bridge_schema: str = ""
 
     def capture_context(self, table: str) -> dict[str, Any]:
         """What the capture templates of `table` name besides the table (its triggers)."""

@@ -196,7 +196,7 @@ class Connection:
         if depth == 0 and callable(self._begin):
             self.call(self._begin, self.raw)  # e.g. autocommit off (oracledb, pyodbc)
         elif depth == 0:
-            self._statement(self._begin)
+            self._statement(str(self._begin))
         else:
             self._statement(self._savepoint.format(name=name))
         self._depth += 1

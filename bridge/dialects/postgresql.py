@@ -89,6 +89,7 @@ class PostgresDialect(Dialect):
     set_based_apply = True
     has_event_trigger = True
     capture_clock = "pg_catalog.clock_timestamp()"
+    default_bridge_schema = "public"
     errors = Errors(
         any=(psycopg.Error,),
         deadlock=(psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
