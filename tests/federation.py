@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bridge import config as config_mod
-from bridge import install
+from bridge import install, verify
 from bridge.dialects import for_url
 from tests import dbs
 from tests.conftest import DB_PREFIX, make_config
@@ -91,11 +91,7 @@ def exact_rows(cfg: config_mod.Config, table: str = "orders") -> list[tuple[Any,
     compares), sorted: comparable across dialects."""
     dialect = for_url(cfg.database_url)
     with dialect.connect(cfg.database_url) as conn:
-        info = dialect.introspect(conn, table)
-        with conn.transaction(), conn.cursor() as cur:
-            conn.execute(dialect.render("verify_begin"))
-            cur.execute(dialect.render("verify_rows", table=info.table, info=info))
-            found = [tuple(r) for r in cur.fetchall()]
+        found = [tuple(r.values()) for r in verify.table_rows(dialect, conn, table)]
     return sorted(found, key=repr)
 
 
