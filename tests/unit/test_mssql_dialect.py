@@ -365,6 +365,36 @@ def test_no_literal_percent_nor_question_mark() -> None:
     assert found == []
 
 
+def test_statement_separators_stand_alone_on_their_line() -> None:
+    """`-- bridge:statement` is a line of its own in every rendered template: a Jinja
+    comment that ate the newline around it would glue it to the next statement."""
+    info = orders_info()
+    texts = [
+        MS.render("init", site_literal="'PARIS'", max_payload=100),
+        MS.render("capture_install", **install_context(info)),
+        MS.render("capture_uninstall", table=info.table, forget=True, trigger="[t]"),
+        *(MS.render("cleanup", dry_run=d) for d in (False, True)),
+        MS.render("uninit_guard", outbox=True),
+        *dataclasses.astuple(apply.statements(MS, info)),
+    ]
+    for text in texts:
+        for line in text.splitlines():
+            if "bridge:statement" in line:
+                assert line == "-- bridge:statement", line
+
+
+def install_context(info: TableInfo) -> dict[str, Any]:
+    return {
+        "table": info.table,
+        "info": info,
+        "version": "0",
+        "columns_hash": info.columns_hash,
+        "bridge": "[dbo]",
+        "clock": MS.capture_clock,
+        **MS.capture_context(info.table.name),
+    }
+
+
 def test_the_capture_and_the_applier_hash_the_same_text() -> None:
     """The row hash is computed from nvarchar text in the trigger and in every apply
     statement (the same bytes: UTF-16), from the table's name and the key's text."""

@@ -14,7 +14,12 @@ CREATE TABLE bridge_outbox (
     attempts     INT           NOT NULL CONSTRAINT bridge_outbox_attempts DEFAULT 0,
     echoed_at    DATETIME2(6)  NULL,
     CONSTRAINT bridge_outbox_pk PRIMARY KEY CLUSTERED (seq),
-    CONSTRAINT bridge_outbox_event UNIQUE (event_id),    CONSTRAINT bridge_outbox_event_at_most_4_mib CHECK (DATALENGTH(payload) <= 8386560)
+    CONSTRAINT bridge_outbox_event UNIQUE (event_id),
+    -- A change whose event would be longer than a message may be is refused in the
+    -- application's statement: sent, every receiver would dead-letter it. The message is
+    -- UTF-8, the column UTF-16: a payload of more UTF-16 code units than the limit has more
+    -- UTF-8 bytes too, so this refuses only what is surely too long (exact for ASCII text).
+    CONSTRAINT bridge_outbox_event_at_most_4_mib CHECK (DATALENGTH(payload) <= 8386560)
 );
 GO
 
@@ -22,9 +27,12 @@ IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'bridge_ou
 CREATE INDEX bridge_outbox_row ON bridge_outbox (row_hash) INCLUDE (created_at);
 GO
 
+-- An application statement of many rows would escalate its row locks on the outbox to a
+-- table lock, which the dispatcher's READPAST reads cannot pass: no lock escalation.
 ALTER TABLE bridge_outbox SET (LOCK_ESCALATION = DISABLE);
 GO
 
+-- the site's name, which the capture trigger does not repeat
 ALTER TABLE bridge_outbox DROP CONSTRAINT IF EXISTS bridge_outbox_origin;
 GO
 
