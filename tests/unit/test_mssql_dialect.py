@@ -947,7 +947,7 @@ def test_the_dispatcher_skips_what_is_locked() -> None:
     assert mark.index("COMMIT TRANSACTION") < mark.index(
         "SELECT l.seq FROM @bridge_locked AS l ORDER"
     )
-    assert "WITH (READPAST)" in MS.render("outbox_fetch")
+    assert "WITH (READCOMMITTEDLOCK, READPAST)" in MS.render("outbox_fetch")
 
 
 def test_a_decimal_with_too_many_places_is_refused_not_rounded() -> None:

@@ -110,7 +110,6 @@ USING (SELECT HASHBYTES('SHA2_256', CONCAT(CAST(%(table)s AS nvarchar(max)), NCH
 GO
 
 SET NOCOUNT ON;
-DECLARE @bridge_written int;
 INSERT INTO [orders] ([region], [id], [lines], [Customer], [notes], [code], [amount], [paid], [placed_at], [updated_at], [ship_date], [ship_time], [ref], [blob], [ratio], [doc])
 VALUES (CAST(%(p1)s AS nvarchar(max)),
         CAST(%(p2)s AS bigint),
@@ -128,8 +127,7 @@ VALUES (CAST(%(p1)s AS nvarchar(max)),
         CAST(%(p14)s AS varbinary(max)),
         CAST(%(p15)s AS float),
         CAST(%(p16)s AS nvarchar(max)));
-SET @bridge_written = @@ROWCOUNT;
-SELECT @bridge_written AS written;
+SELECT CASE WHEN EXISTS (SELECT 1 FROM [orders] WHERE [region] = CAST(%(p1)s AS nvarchar(max)) AND [id] = CAST(%(p2)s AS bigint)) THEN 1 ELSE 0 END AS written;
 GO
 
 SET NOCOUNT ON;
@@ -234,7 +232,6 @@ USING (SELECT HASHBYTES('SHA2_256', CONCAT(CAST(%(table)s AS nvarchar(max)), NCH
 GO
 
 SET NOCOUNT ON;
-DECLARE @bridge_written int;
 INSERT INTO [orders] ([region], [id], [lines], [Customer], [code], [amount], [paid], [placed_at], [updated_at], [ship_date], [ship_time], [ref], [blob], [ratio], [doc])
 VALUES (CAST(%(p1)s AS nvarchar(max)),
         CAST(%(p2)s AS bigint),
@@ -251,8 +248,7 @@ VALUES (CAST(%(p1)s AS nvarchar(max)),
         CAST(%(p14)s AS varbinary(max)),
         CAST(%(p15)s AS float),
         CAST(%(p16)s AS nvarchar(max)));
-SET @bridge_written = @@ROWCOUNT;
-SELECT @bridge_written AS written;
+SELECT CASE WHEN EXISTS (SELECT 1 FROM [orders] WHERE [region] = CAST(%(p1)s AS nvarchar(max)) AND [id] = CAST(%(p2)s AS bigint)) THEN 1 ELSE 0 END AS written;
 GO
 
 SET NOCOUNT ON;
