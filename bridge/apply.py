@@ -542,12 +542,14 @@ class Applier:
     ) -> bool:
         """Insert the absent row; False if a row of its key exists by now."""
         statement = self._write(event, params, new_row=True)
-        if not self.tables[event.table][1].pk_deferrable:
+        if self.dialect.insert_skips_existing and not self.tables[event.table][1].pk_deferrable:
             cur.execute(statement, params)  # ON CONFLICT DO NOTHING: 0 rows if it exists
             return bool(cur.fetchone()[0])
         # A DEFERRABLE key is checked at the end of the statement, after waiting for a
-        # local transaction that inserted the key meanwhile: if it committed, the insert
-        # fails (in a savepoint, so the apply goes on) and the row is decided on again.
+        # local transaction that inserted the key meanwhile (so is every key of a database
+        # without ON CONFLICT DO NOTHING, Dialect.insert_skips_existing): if it committed,
+        # the insert fails (in a savepoint, so the apply goes on) and the row is decided on
+        # again.
         try:
             with self.conn.transaction():
                 cur.execute(statement, params)

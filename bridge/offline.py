@@ -71,6 +71,7 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
     pk_names: list[str] = []
     generated: list[str] = []
     position = 0
+    json_checked = _json_checked(schema)
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef):
             position += 1
@@ -83,7 +84,8 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
                 continue
             if any(isinstance(c, exp.PrimaryKeyColumnConstraint) for c in constraints):
                 pk_names.append(name)
-            columns.append(dialect.column(position, name, sql_type, base_type(sql_type)))
+            category = "json" if name in json_checked else ""
+            columns.append(dialect.column(position, name, sql_type, base_type(sql_type), category))
         elif isinstance(item, exp.PrimaryKey):
             pk_names.extend(
                 _name(e.this if isinstance(e, exp.Ordered) else e) for e in item.expressions
@@ -110,6 +112,27 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
         non_pk=tuple(c for c in columns if c not in pk),
         generated=tuple(generated),
     )
+
+
+JSON_CHECK = re.compile(
+    r"""^\s*(?:ISJSON\s*\(\s*["`\[]?(\w+)["`\]]?\s*\)\s*(?:>\s*0|=\s*1)?"""
+    r"""|JSON_VALID\s*\(\s*["`\[]?(\w+)["`\]]?\s*\)"""
+    r"""|["`\[]?(\w+)["`\]]?\s+IS\s+JSON\b.*)\s*$""",
+    re.IGNORECASE,
+)
+
+
+def _json_checked(schema: exp.Schema) -> set[str]:
+    """Columns whose CHECK constraint says they hold JSON documents (`doc IS JSON`,
+    `ISJSON(doc) > 0`, `JSON_VALID(doc)`): a JSON column where the type does not say so
+    (Oracle's CLOB, SQL Server's NVARCHAR(MAX), MariaDB's LONGTEXT)."""
+    found: set[str] = set()
+    for check in schema.find_all(exp.CheckColumnConstraint):
+        text = check.this.sql() if check.this is not None else ""
+        match = JSON_CHECK.match(text)
+        if match:
+            found.add(next(g for g in match.groups() if g))
+    return found
 
 
 def read_ddl(path: str) -> str:

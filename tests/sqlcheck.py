@@ -215,7 +215,10 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
             ]
         elif name == "apply_begin":
             tables = [literal(i.table.ref) for i in infos]
-            out.append(Rendered(name, None, tuple(dialect.statements(name, tables=tables))))
+            names = [literal(i.table.name) for i in infos]
+            out.append(
+                Rendered(name, None, tuple(dialect.statements(name, tables=tables, names=names)))
+            )
         elif name == "apply_compare":
             out += [
                 Rendered(

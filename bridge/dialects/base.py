@@ -116,6 +116,10 @@ class Dialect:
     # runs of events applied by one statement per table (bridge/bulk.py): PostgreSQL's
     # arrays; the other dialects apply event by event
     set_based_apply: bool = False
+    # an insert of a row absent when decided on skips it if a row of its key appeared
+    # meanwhile (ON CONFLICT (key) DO NOTHING, and only for the key); else it fails with a
+    # unique violation, in a savepoint, and the change is decided on again
+    insert_skips_existing: bool = False
     # an event trigger that keeps the capture working after an ALTER TABLE (PostgreSQL,
     # as a superuser): without one, install-triggers says what to do after an ALTER
     has_event_trigger: bool = False

@@ -309,7 +309,7 @@ class MSSQLDialect(Dialect):
     set_based_apply = False
     has_event_trigger = False
     capture_clock = "SYSUTCDATETIME()"
-    default_schema = "dbo"  # where bridge's tables are unless the login's default differs
+    default_bridge_schema = "dbo"  # where bridge's tables are unless the login's default differs
     errors = Errors(
         any=(dbapi.DbError,),
         deadlock=(dbapi.Deadlock,),

@@ -160,8 +160,9 @@ def test_the_golden_table_is_what_the_brief_asks_for() -> None:
     assert [c.name for c in info.pk] == ["region", "id"]
     assert {c.kind for c in info.columns} == {
         "text", "int", "decimal", "bool", "timestamp", "timestamptz", "date", "time", "uuid",
-        "bytes", "float",
+        "bytes", "float", "json",
     }  # fmt: skip
+    assert info.column("doc").kind == "json"  # its ISJSON check (bridge/offline.py)
     assert info.column("Customer") is not None and info.column("Customer").ref == "[Customer]"
 
 

@@ -40,7 +40,7 @@ BEGIN
                                           CONVERT(nvarchar(30), n.[ratio], 3) AS [ratio],
                                           n.[doc] AS [doc]
                                       FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES)) AS [row],
-                       JSON_QUERY(N'[]') AS [json_text],
+                       JSON_QUERY(N'["doc"]') AS [json_text],
                        CASE WHEN rv.ts IS NOT NULL THEN CONCAT(STUFF(CONVERT(nchar(19), CAST(rv.ts AS datetime2(6)), 120), 11, 1, N'T'), N'.', RIGHT(CONCAT(N'00000', DATEPART(MICROSECOND, CAST(rv.ts AS datetime2(6)))), 6), N'Z') END AS [seen]
                    FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES),
                k.bridge_hash,
@@ -81,7 +81,7 @@ BEGIN
                                           CONVERT(nvarchar(30), n.[ratio], 3) AS [ratio],
                                           n.[doc] AS [doc]
                                       FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES)) AS [row],
-                       JSON_QUERY(N'[]') AS [json_text],
+                       JSON_QUERY(N'["doc"]') AS [json_text],
                        CASE WHEN rv.ts IS NOT NULL THEN CONCAT(STUFF(CONVERT(nchar(19), CAST(rv.ts AS datetime2(6)), 120), 11, 1, N'T'), N'.', RIGHT(CONCAT(N'00000', DATEPART(MICROSECOND, CAST(rv.ts AS datetime2(6)))), 6), N'Z') END AS [seen]
                    FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES),
                k.bridge_hash,
@@ -120,7 +120,7 @@ BEGIN
                                       CONVERT(nvarchar(30), n.[ratio], 3) AS [ratio],
                                       n.[doc] AS [doc]
                                   FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES)) AS [row],
-                   JSON_QUERY(N'[]') AS [json_text],
+                   JSON_QUERY(N'["doc"]') AS [json_text],
                    CASE WHEN rv.ts IS NOT NULL THEN CONCAT(STUFF(CONVERT(nchar(19), CAST(rv.ts AS datetime2(6)), 120), 11, 1, N'T'), N'.', RIGHT(CONCAT(N'00000', DATEPART(MICROSECOND, CAST(rv.ts AS datetime2(6)))), 6), N'Z') END AS [seen]
                FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES),
            k.bridge_hash,
@@ -158,7 +158,7 @@ BEGIN
                                       CONVERT(nvarchar(30), n.[ratio], 3) AS [ratio],
                                       n.[doc] AS [doc]
                                   FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES)) AS [row],
-                   JSON_QUERY(N'[]') AS [json_text],
+                   JSON_QUERY(N'["doc"]') AS [json_text],
                    CASE WHEN rv.ts IS NOT NULL THEN CONCAT(STUFF(CONVERT(nchar(19), CAST(rv.ts AS datetime2(6)), 120), 11, 1, N'T'), N'.', RIGHT(CONCAT(N'00000', DATEPART(MICROSECOND, CAST(rv.ts AS datetime2(6)))), 6), N'Z') END AS [seen]
                FOR JSON PATH, WITHOUT_ARRAY_WRAPPER, INCLUDE_NULL_VALUES),
            k.bridge_hash,
