@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from bridge import install, verify
+from bridge import codec, install, verify
 from bridge.apply import Applier
 from bridge.decision import APPLIED, CONFLICT, DUPLICATE
 from bridge.dialects import for_url
-from bridge.event import Event
+from bridge.event import Event, from_dict
 from tests.conftest import running, wait_for
 from tests.federation import (
     app_sql,
@@ -209,3 +209,29 @@ def test_concurrent_updates_are_logged_as_conflicts(fed: dict[str, Any]) -> None
         )
     note = exact_rows(fed["PARIS"])[0][3]
     assert note == "madrid"  # MADRID's change was made last
+
+
+def test_the_archive_stores_each_event_once(fed: dict[str, Any]) -> None:
+    from bridge.archive import ARCHIVE_DUPLICATE, ARCHIVED, Archiver
+
+    cfg = fed["LONDON"]
+    now = dt.datetime.now(UTC)
+    events = [event("PARIS", "insert", i, now, note="é ✓") for i in range(3)]
+    archiver = Archiver(cfg, for_url(cfg.database_url))
+    try:
+        first = archiver.apply_batch([*events, events[0]])
+        again = archiver.apply_batch(events[1:])
+    finally:
+        archiver.close()
+    assert [o.status for o in first] == [ARCHIVED] * 3 + [ARCHIVE_DUPLICATE]
+    assert [o.status for o in again] == [ARCHIVE_DUPLICATE] * 2
+    assert count(cfg, "bridge_archive") == 3
+    stored = app_sql(cfg, "SELECT event FROM bridge_archive WHERE event_id = %s", events[0].id)
+    body = stored[0][0]
+    kept = from_dict(codec.loads(body) if isinstance(body, str) else body)
+    assert (kept.id, kept.timestamp, kept.origin, kept.data) == (
+        events[0].id,
+        events[0].timestamp,
+        events[0].origin,
+        events[0].data,
+    )
