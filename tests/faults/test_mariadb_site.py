@@ -144,7 +144,7 @@ def test_mariadb_bridges_killed_while_everyone_writes(fed, tmp_path):
             procs[cfg.site].kill()
             procs[cfg.site].start()
         settled(fed, ws)
-    assert sum(p.kills for p in procs.values()) == 10
+        assert sum(p.kills for p in procs.values()) == 10
 
 
 def mariadb(action: str) -> None:

@@ -23,7 +23,7 @@ DDL = {
     "postgresql": """
 CREATE TABLE kinds (
     id    bigint PRIMARY KEY,
-    dec   numeric(20, 6),
+    num   numeric(20, 6),
     ts    timestamptz,
     tsn   timestamp,
     d     date,
@@ -39,7 +39,7 @@ CREATE TABLE kinds (
     "mariadb": """
 CREATE TABLE kinds (
     id    BIGINT PRIMARY KEY,
-    dec   DECIMAL(20, 6),
+    num   DECIMAL(20, 6),
     ts    TIMESTAMP(6) NULL,
     tsn   DATETIME(6),
     d     DATE,
@@ -53,7 +53,7 @@ CREATE TABLE kinds (
     f     DOUBLE
 ) CHARSET = utf8mb4""",
 }
-COLUMNS = "id, dec, ts, tsn, d, tm, flag, u, t, v, bin, doc, f"
+COLUMNS = "id, num, ts, tsn, d, tm, flag, u, t, v, bin, doc, f"
 BIG = "é" * 600_000  # 1.2 MB of UTF-8 in one value
 
 UTC = dt.UTC
@@ -122,7 +122,7 @@ def test_every_type_travels_both_ways_unchanged(fed: dict[str, Any]) -> None:
 
 CANNOT_HOLD = [
     # what a PostgreSQL site can hold and a MariaDB site cannot, and MariaDB's reason
-    ("dec", "123456789012345678.5", "Out of range"),
+    ("num", "123456789012345678.5", "Out of range"),
     ("v", "eleven chars", "Data too long"),
     ("tsn", "10000-01-01 00:00:00", "Incorrect datetime value"),
     ("d", "0044-03-15 BC", "Incorrect date value"),
@@ -133,11 +133,11 @@ CANNOT_HOLD = [
 def test_a_value_a_site_cannot_hold_is_a_logged_conflict(
     fed: dict[str, Any], column: str, value: str, reason: str
 ) -> None:
-    pg_type = {"dec": "numeric", "v": "text", "tsn": "timestamp", "d": "date"}[column]
+    pg_type = {"num": "numeric", "v": "text", "tsn": "timestamp", "d": "date"}[column]
     if column == "v":
         app_sql(fed["PARIS"], "ALTER TABLE kinds ALTER COLUMN v TYPE varchar(20)")
-    if column == "dec":
-        app_sql(fed["PARIS"], "ALTER TABLE kinds ALTER COLUMN dec TYPE numeric(30, 6)")
+    if column == "num":
+        app_sql(fed["PARIS"], "ALTER TABLE kinds ALTER COLUMN num TYPE numeric(30, 6)")
     cfgs = list(fed.values())
     with running(*cfgs):
         app_sql(
