@@ -7,6 +7,7 @@ it on real servers: tests/integration/test_row_filter.py."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 
@@ -278,3 +279,25 @@ def test_without_a_filter_the_script_is_the_same(dialect: Dialect) -> None:
     assert script(dialect, None) == script(dialect, "")
     assert "row_filter" not in script(dialect, None)
     assert "<> 'draft'" not in script(dialect, None)
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+def test_the_command_renders_the_filter_offline(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    ddl = tmp_path / "orders.sql"
+    ddl.write_text(ORDERS_MARIA)
+    args = ["install-triggers", "--sql", "--ddl", str(ddl), "-t", "orders"]
+    done = CliRunner().invoke(main, [*args, "--dialect", "mariadb", "--where", "status <> 'draft'"])
+    assert done.exit_code == 0, done.output
+    assert "IF (NEW.`status` <> 'draft') THEN" in done.output
+    ddl.write_text("CREATE TABLE orders (id BIGINT PRIMARY KEY, status NVARCHAR(20))")
+    refused = CliRunner().invoke(main, [*args, "--dialect", "mssql", "--where", "status = 'x'"])
+    assert refused.exit_code != 0
+    assert "ConfigError: SQL Server's capture does not take a row filter yet" in refused.output
+    bad = CliRunner().invoke(main, [*args, "--dialect", "postgresql", "--where", "state = 'x'"])
+    assert "unknown column 'state' (the table's columns: id, status)" in bad.output
