@@ -152,6 +152,16 @@ def init(ctx: click.Context, print_sql: bool) -> None:
     help="With --ddl: the database's dialect (postgresql, mariadb, mssql, oracle); "
     "default: that of database_url.",
 )
+@click.option(
+    "--where",
+    "where",
+    metavar="CONDITION",
+    help="Capture only the rows of the --table (one) for which this condition holds, "
+    "written in plain SQL over the table's columns, e.g. \"status <> 'draft'\"; a row "
+    "that stops passing it is deleted at the other sites. Without --where the table keeps "
+    "the filter it was installed with; --where '' removes it. PostgreSQL and MariaDB; "
+    'see "Row filters" in docs/dba.md.',
+)
 @click.pass_context
 def install_triggers(
     ctx: click.Context,
@@ -159,11 +169,13 @@ def install_triggers(
     print_sql: bool,
     ddl_path: str | None,
     dialect_name: str | None,
+    where: str | None,
 ) -> None:
     """Create the capture triggers of business tables, all in one transaction (where the
     database's DDL is transactional).
 
-    Re-running is safe: triggers are replaced with ones generated for the current columns.
+    Re-running is safe: triggers are replaced with ones generated for the current columns
+    (and the row filter they were installed with, unless --where gives another).
     --table works before the table is in 'tables'; `bridge run` syncs only the tables there.
     """
 
@@ -184,6 +196,7 @@ def install_triggers(
             offline_mod.read_ddl(ddl_path or ""),
             list(tables),
             install.PrintSink(dialect, sys.stdout),
+            where=where,
         )
 
     def refuse() -> None:
@@ -205,12 +218,21 @@ def install_triggers(
                 sink,
                 not print_sql,
                 warn=lambda why: click.echo(f"site {cfg.site}: {why}", err=True),
+                where=where,
+            )
+            filters = (
+                {i.table.name: install.installed_filter(dialect, conn, i.table.name) for i in infos}
+                if not print_sql
+                else {}
             )
         if not print_sql:
             for info in infos:
+                kept = filters.get(info.table.name)
                 click.echo(
                     f"site {cfg.site}: capturing {info.table.name} "
-                    f"({len(info.columns)} columns, key {[c.name for c in info.pk]})",
+                    f"({len(info.columns)} columns, key {[c.name for c in info.pk]}"
+                    + (f", rows where {kept}" if kept else "")
+                    + ")",
                     err=True,
                 )
         for name in names if not print_sql else ():
@@ -373,9 +395,11 @@ def status(ctx: click.Context) -> None:
                 click.echo(f"  WARNING: {warning}")
             problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
             for t in cfg.tables:
+                kept = install.installed_filter(dialect, conn, t.name)
                 click.echo(
                     f"  table {t.name:10} policy={t.policy} "
                     f"{problems.get(t.name, 'capture trigger up to date')}"
+                    + (f"; captures rows where {kept}" if kept else "")
                 )
 
     _run(go)

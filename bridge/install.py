@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
-from bridge import __version__, identifiers, offline
+from bridge import __version__, identifiers, offline, rowfilter
 from bridge.dialects.base import Dialect, TableInfo, literal
-from bridge.errors import DatabaseError, SchemaError, one_line
+from bridge.errors import ConfigError, DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
 
 ALTERED_PREFIX = "bridge_altered_"  # the after-ALTER form of a capture function
@@ -61,13 +61,15 @@ def trigger_statements(
     event_trigger: bool = True,
     bridge_schema: str = "public",
     clock: str | None = None,
+    row_filter: rowfilter.RowFilter | None = None,
 ) -> list[str]:
     """The capture function and triggers of a table; with `event_trigger` (needs a
     superuser), the event trigger that keeps writes working after an ALTER TABLE.
     `bridge_schema`: where bridge's tables are (the capture names them with it, since it
     runs under the application's search_path: `bridge_schema()`). `clock`: what changes
     are stamped with (the dialect's clock; tests render one of their own,
-    tests/integration/test_apply_property.py)."""
+    tests/integration/test_apply_property.py). `row_filter`: capture only the rows it
+    passes (`--where`; None: every row)."""
     return dialect.statements(
         "capture_install",
         table=info.table,
@@ -81,6 +83,7 @@ def trigger_statements(
         if bridge_schema
         else "",
         clock=clock or dialect.capture_clock,
+        row_filter=row_filter,
         **dialect.capture_context(info.table.name),
     )
 
@@ -225,26 +228,72 @@ def install_triggers(
     sink: Sink,
     execute: bool,
     warn: Callable[[str], None] | None = None,
+    where: str | None = None,
 ) -> list[TableInfo]:
     """Install the capture of `tables`. Without superuser rights the event trigger is left
-    out (`warn` is told why); everything else is installed."""
+    out (`warn` is told why); everything else is installed. `where`: the row filter of the
+    one table named (`--where`; blank removes it); None keeps the one installed, if any."""
     infos = describe(dialect, conn, tables)
     if execute and installed_site(dialect, conn) is None:
         raise SchemaError("bridge is not initialised in this database: run `bridge init` first")
+    # without --where, each table keeps the filter it was installed with (none before init)
+    keep = where is None and installed_site(dialect, conn) is not None
+    filters = [
+        row_filter(
+            dialect, info, where, installed_filter(dialect, conn, info.table.name) if keep else None
+        )
+        for info in one_filtered(infos, where)
+    ]
     superuser = dialect.has_event_trigger and is_superuser(dialect, conn)
     if dialect.has_event_trigger and not superuser and warn is not None:
         warn(NO_EVENT_TRIGGER)
     schema = bridge_schema(dialect, conn)
     statements = (
         s
-        for n, info in enumerate(infos)
+        for n, (info, kept) in enumerate(zip(infos, filters, strict=True))
         # the event trigger is one per database: once is enough
         for s in trigger_statements(
-            dialect, info, event_trigger=superuser and n == 0, bridge_schema=schema
+            dialect,
+            info,
+            event_trigger=superuser and n == 0,
+            bridge_schema=schema,
+            row_filter=kept,
         )
     )
     run(conn, sink, statements, execute, dialect)
     return infos
+
+
+def one_filtered(infos: list[TableInfo], where: str | None) -> list[TableInfo]:
+    """`infos`, unless a row filter is given for more than one table (ConfigError): a
+    condition names one table's columns."""
+    if where is not None and len(infos) != 1:
+        raise ConfigError(
+            f"--where filters the rows of one table, and {len(infos)} are named: run "
+            "install-triggers once per table, each with its --table and --where"
+        )
+    return infos
+
+
+def row_filter(
+    dialect: Dialect, info: TableInfo, where: str | None, installed: str | None
+) -> rowfilter.RowFilter | None:
+    """The row filter a table's capture is generated with: `where` when given (`--where`;
+    blank: none), else the one installed before (`installed`, from bridge_meta), checked
+    again against the table's current columns."""
+    text = installed if where is None else where
+    if text is None or not text.strip():
+        return None
+    try:
+        return rowfilter.for_table(dialect, info, text)
+    except ConfigError as exc:
+        if where is not None:
+            raise
+        raise ConfigError(
+            f"the row filter installed for {info.table.name} no longer fits the table: "
+            f"{exc}. Give install-triggers --where with a condition over its current "
+            "columns, or --where '' to capture every row"
+        ) from None
 
 
 def offline_triggers(
@@ -253,18 +302,21 @@ def offline_triggers(
     tables: Iterable[str],
     sink: Sink,
     bridge_schema: str | None = None,
+    where: str | None = None,
 ) -> list[TableInfo]:
     """`install-triggers --sql --ddl FILE`: the same statements as `install_triggers`, for
     tables described by their CREATE TABLE text instead of a live database (nothing is
     connected to). bridge's tables are named with `bridge_schema` (the dialect's default:
     `public` for PostgreSQL, none elsewhere, where the triggers then find them in the
     table's own database or schema); PostgreSQL's event trigger, which needs a superuser
-    and depends on the server, is left out."""
-    infos = [offline.table_from_ddl(dialect, ddl, t) for t in tables]
+    and depends on the server, is left out. `where`: the row filter of the one table named
+    (no filter is installed to keep: there is no database to read it from)."""
+    infos = one_filtered([offline.table_from_ddl(dialect, ddl, t) for t in tables], where)
+    filters = [row_filter(dialect, info, where, None) for info in infos]
     schema = bridge_schema if bridge_schema is not None else dialect.default_bridge_schema
-    for info in infos:
+    for info, kept in zip(infos, filters, strict=True):
         for statement in trigger_statements(
-            dialect, info, event_trigger=False, bridge_schema=schema
+            dialect, info, event_trigger=False, bridge_schema=schema, row_filter=kept
         ):
             sink.execute(statement)
     return infos
@@ -283,13 +335,10 @@ def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:
     problems: dict[str, str] = {}
     for table in tables:
         info = dialect.introspect(conn, table)
-        with conn.cursor() as cur:
-            cur.execute(dialect.render("meta_get"), {"key": f"trigger:{table}"})
-            row = cur.fetchone()
-        if row is None:
+        meta = trigger_meta(dialect, conn, table)
+        if meta is None:
             problems[table] = "no capture trigger installed: run bridge install-triggers"
             continue
-        meta = row[0] if isinstance(row[0], dict) else json.loads(row[0])
         if meta.get("columns_hash") != info.columns_hash:
             problems[table] = (
                 "columns changed since the trigger was installed: run bridge install-triggers "
@@ -302,6 +351,25 @@ def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:
                 f"install-triggers --table {table} again"
             )
     return problems
+
+
+def trigger_meta(dialect: Dialect, conn: Any, table: str) -> dict[str, Any] | None:
+    """What bridge_meta records of a table's capture (`version`, `columns_hash`, and
+    `row_filter` if it has one), or None if none is installed."""
+    with conn.cursor() as cur:
+        cur.execute(dialect.render("meta_get"), {"key": f"trigger:{table}"})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    meta = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return dict(meta)
+
+
+def installed_filter(dialect: Dialect, conn: Any, table: str) -> str | None:
+    """The row filter a table's capture was installed with (`--where`), or None."""
+    meta = trigger_meta(dialect, conn, table)
+    text = meta.get("row_filter") if meta else None
+    return str(text) if text else None
 
 
 def capture_altered(dialect: Dialect, conn: Any, table: str) -> bool:

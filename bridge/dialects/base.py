@@ -123,6 +123,9 @@ class Dialect:
     # an event trigger that keeps the capture working after an ALTER TABLE (PostgreSQL,
     # as a superuser): without one, install-triggers says what to do after an ALTER
     has_event_trigger: bool = False
+    # whether the capture templates take a row filter (`install-triggers --where`,
+    # bridge/rowfilter.py); a dialect without refuses one
+    row_filters: bool = False
     errors: Errors
     capture_clock: str = ""  # what the capture stamps changes with
     # where bridge's tables are in a script rendered offline (`--sql --ddl`): "" leaves

@@ -117,6 +117,7 @@ class MariaDBDialect(Dialect):
     idle_poll = 0.05
     set_based_apply = False
     has_event_trigger = False
+    row_filters = True  # capture_install.sql.j2 takes `row_filter`
     capture_clock = "UTC_TIMESTAMP(6)"
     errors = Errors(
         any=(dbapi.DbError,),

@@ -89,6 +89,7 @@ class PostgresDialect(Dialect):
     set_based_apply = True
     insert_skips_existing = True
     has_event_trigger = True
+    row_filters = True  # capture_install.sql.j2 takes `row_filter`
     capture_clock = "pg_catalog.clock_timestamp()"
     default_bridge_schema = "public"
     errors = Errors(
