@@ -270,7 +270,20 @@ class Connection:
 
 def _param(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return json.dumps([_param(v) for v in value], default=str)
+        return json.dumps([_element(v) for v in value])
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _element(value: Any) -> Any:
+    """An element of a list parameter, as JSON holds it: a datetime as its UTC text with six
+    fractional digits (`2026-11-28 10:00:00.000000`), which every dialect's JSON_TABLE or
+    OPENJSON reads back."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(" ", timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value

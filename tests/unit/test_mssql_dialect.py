@@ -972,6 +972,8 @@ def test_identity_is_inserted_never_updated() -> None:
 def test_stamps_are_bound_as_text_the_statements_cast() -> None:
     """Every timestamp parameter is CAST to DATETIME2(6) where it is used."""
     for r in rendered():
+        if r.template == "archive_insert":  # its `ts` is a JSON array of texts (OPENJSON)
+            continue
         for stmt in r.statements:
             for name in ("ts", "decided_ts", "decided_pending", "passed", "local_ts"):
                 for m in re.finditer(rf"%\({name}\)s", stmt):
