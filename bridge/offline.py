@@ -100,17 +100,8 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
     missing = [n for n in pk_names if n not in by_name]
     if missing:
         raise SchemaError(f"the primary key of {table} names columns it lacks: {missing}")
-    pk = tuple(by_name[n] for n in pk_names)
-    if not pk:
-        raise SchemaError(
-            f"table {table!r} has no primary key in the DDL given: bridge identifies rows by it"
-        )
-    return TableInfo(
-        table=dialect.table_ref(table),
-        columns=tuple(columns),
-        pk=pk,
-        non_pk=tuple(c for c in columns if c not in pk),
-        generated=tuple(generated),
+    return dialect.described(
+        table, tuple(columns), tuple(by_name[n] for n in pk_names), tuple(generated)
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import codec, identifiers, sql
+from bridge.errors import SchemaError
 
 
 def close_quietly(conn: Any) -> None:
@@ -198,6 +199,31 @@ class Dialect:
             param=f"p{index}",
             base_type=base_type,
             identity_always=identity_always,
+        )
+
+    def described(
+        self,
+        table: str,
+        columns: tuple[Column, ...],
+        pk: tuple[Column, ...],
+        generated: tuple[str, ...] = (),
+        pk_deferrable: bool = False,
+    ) -> TableInfo:
+        """A table as introspection found it; SchemaError if it has no primary key."""
+        ref = self.table_ref(table)
+        if not pk:
+            raise SchemaError(
+                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
+                f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
+            )
+        return TableInfo(
+            table=ref,
+            columns=columns,
+            pk=pk,
+            non_pk=tuple(c for c in columns if c not in pk),
+            identity_always=any(c.identity_always for c in columns),
+            generated=generated,
+            pk_deferrable=pk_deferrable,
         )
 
     def connect(self, url: str, autocommit: bool = True) -> Any:

@@ -22,8 +22,10 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from bridge.dialects.base import Errors
 from bridge.sql import STATEMENT_SEPARATOR
 
 
@@ -50,6 +52,30 @@ class ForeignKeyViolation(Unwritable):
 
 class UniqueViolation(Unwritable):
     """A row's key or unique value exists already."""
+
+
+@dataclass(frozen=True)
+class ErrorNumbers:
+    """A database's error numbers, by what bridge does about them: what each dialect's
+    `classify` looks up first (then the driver's own exception classes)."""
+
+    deadlock: frozenset[int]
+    foreign_key: frozenset[int]
+    unique: frozenset[int]
+    unwritable: frozenset[int]
+    lost: frozenset[int]
+
+    def kind(self, code: int) -> type[DbError] | None:
+        for numbers, cls in (
+            (self.deadlock, Deadlock),
+            (self.foreign_key, ForeignKeyViolation),
+            (self.unique, UniqueViolation),
+            (self.unwritable, Unwritable),
+            (self.lost, ConnectionLost),
+        ):
+            if code in numbers:
+                return cls
+        return None
 
 
 PARAM = re.compile(r"%\((\w+)\)s|%%")
@@ -287,3 +313,26 @@ def _element(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+# What a dialect whose connections are this module's raises, by what the core does about it
+# (Dialect.errors).
+ERRORS = Errors(
+    any=(DbError,),
+    deadlock=(Deadlock,),
+    lost=(ConnectionLost,),
+    unwritable=(Unwritable,),
+    foreign_key=(ForeignKeyViolation,),
+    unique=(UniqueViolation,),
+)
+
+
+def utc_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row_filter: bridge's own timestamp columns hold UTC without a zone (MariaDB's
+    DATETIME, SQL Server's DATETIME2, Oracle's TIMESTAMP): read them as aware datetimes."""
+    if any(isinstance(v, dt.datetime) and v.tzinfo is None for v in row):
+        return tuple(
+            v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
+            for v in row
+        )
+    return row

@@ -10,7 +10,6 @@ and refuses a value a column cannot hold instead of truncating it (strict SQL mo
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import identifiers
 from bridge.dialects import dbapi
-from bridge.dialects.base import Column, Dialect, Errors, TableInfo
+from bridge.dialects.base import Column, Dialect, TableInfo
 from bridge.errors import DatabaseError, SchemaError, one_line
 
 # information_schema.COLUMNS.DATA_TYPE -> bridge.codec kind (tinyint(1) is a boolean: the
@@ -77,6 +76,15 @@ UNWRITABLE = {
 }
 
 
+NUMBERS = dbapi.ErrorNumbers(
+    frozenset(DEADLOCK),
+    frozenset(FOREIGN_KEY),
+    frozenset(UNIQUE),
+    frozenset(UNWRITABLE),
+    frozenset(LOST),
+)
+
+
 def classify(exc: BaseException) -> type[dbapi.DbError] | None:
     """A PyMySQL error as one of dbapi's classes (None: not a database error)."""
     import pymysql
@@ -84,27 +92,14 @@ def classify(exc: BaseException) -> type[dbapi.DbError] | None:
     if not isinstance(exc, pymysql.err.Error):
         return None
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    if code in DEADLOCK:
-        return dbapi.Deadlock
-    if code in FOREIGN_KEY:
-        return dbapi.ForeignKeyViolation
-    if code in UNIQUE:
-        return dbapi.UniqueViolation
-    if code in UNWRITABLE or isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
+    kind = NUMBERS.kind(code)
+    if kind is not None:
+        return kind
+    if isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError):
         return dbapi.Unwritable
-    if code in LOST or isinstance(exc, pymysql.err.InterfaceError) or code >= 2000:
+    if isinstance(exc, pymysql.err.InterfaceError) or code >= 2000:  # the client's own
         return dbapi.ConnectionLost
     return dbapi.DbError
-
-
-def _utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """bridge's own DATETIME columns hold UTC: read them as aware datetimes."""
-    if any(isinstance(v, dt.datetime) and v.tzinfo is None for v in row):
-        return tuple(
-            v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
-            for v in row
-        )
-    return row
 
 
 class MariaDBDialect(Dialect):
@@ -119,14 +114,7 @@ class MariaDBDialect(Dialect):
     has_event_trigger = False
     row_filters = True  # capture_install.sql.j2 takes `row_filter`
     capture_clock = "UTC_TIMESTAMP(6)"
-    errors = Errors(
-        any=(dbapi.DbError,),
-        deadlock=(dbapi.Deadlock,),
-        lost=(dbapi.ConnectionLost,),
-        unwritable=(dbapi.Unwritable,),
-        foreign_key=(dbapi.ForeignKeyViolation,),
-        unique=(dbapi.UniqueViolation,),
-    )
+    errors = dbapi.ERRORS
 
     def key_text(self, key: dict[str, Any]) -> str:
         """As JSON_OBJECT writes it, columns sorted (the capture lists them so): `{"id": 42}`,
@@ -168,7 +156,7 @@ class MariaDBDialect(Dialect):
             classify,
             begin="START TRANSACTION",
             server_cursor=lambda c: c.cursor(pymysql.cursors.SSCursor),
-            row_filter=_utc,
+            row_filter=dbapi.utc_row,
         )
 
     def kind_of(self, base_type: str, category: str = "") -> str:
@@ -227,15 +215,4 @@ class MariaDBDialect(Dialect):
         )
         pk_rows = sorted((r[5], i) for i, r in enumerate(rows) if r[5] is not None)
         pk: tuple[Column, ...] = tuple(columns[i] for _, i in pk_rows)
-        if not pk:
-            raise SchemaError(
-                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
-                f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
-            )
-        return TableInfo(
-            table=ref,
-            columns=columns,
-            pk=pk,
-            non_pk=tuple(c for c in columns if c not in pk),
-            generated=generated,
-        )
+        return self.described(table, columns, pk, generated)

@@ -65,7 +65,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import identifiers
 from bridge.dialects import dbapi
-from bridge.dialects.base import Column, Dialect, Errors, TableInfo
+from bridge.dialects.base import Column, Dialect, TableInfo
 from bridge.errors import DatabaseError, SchemaError, one_line
 
 # the system type's name (sys.types, lower case) -> bridge.codec kind
@@ -232,16 +232,6 @@ def classify(exc: BaseException) -> type[dbapi.DbError] | None:
     return dbapi.DbError
 
 
-def _utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """bridge's own DATETIME2 columns hold UTC: read them as aware datetimes."""
-    if any(isinstance(v, dt.datetime) and v.tzinfo is None for v in row):
-        return tuple(
-            v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
-            for v in row
-        )
-    return row
-
-
 def _autocommit_off(raw: Any) -> None:
     raw.autocommit = False  # the driver begins a transaction at the next statement
 
@@ -311,14 +301,7 @@ class MSSQLDialect(Dialect):
     row_filters = False  # its capture_install does not take `row_filter` yet: --where is refused
     capture_clock = "SYSUTCDATETIME()"
     default_bridge_schema = "dbo"  # where bridge's tables are unless the login's default differs
-    errors = Errors(
-        any=(dbapi.DbError,),
-        deadlock=(dbapi.Deadlock,),
-        lost=(dbapi.ConnectionLost,),
-        unwritable=(dbapi.Unwritable,),
-        foreign_key=(dbapi.ForeignKeyViolation,),
-        unique=(dbapi.UniqueViolation,),
-    )
+    errors = dbapi.ERRORS
 
     def key_text(self, key: dict[str, Any]) -> str:
         """As FOR JSON PATH writes the key the capture builds (_values.sql.j2, `key`):
@@ -403,7 +386,7 @@ class MSSQLDialect(Dialect):
             savepoint="SAVE TRANSACTION {name}",
             release=None,
             rollback_to="ROLLBACK TRANSACTION {name}",
-            row_filter=_utc,
+            row_filter=dbapi.utc_row,
         )
 
     def introspect(self, conn: dbapi.Connection, table: str) -> TableInfo:
@@ -424,17 +407,4 @@ class MSSQLDialect(Dialect):
         )
         pk_rows = sorted((r[5], i) for i, r in enumerate(rows) if r[5] is not None)
         pk: tuple[Column, ...] = tuple(columns[i] for _, i in pk_rows)
-        if not pk:
-            raise SchemaError(
-                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
-                f"(ALTER TABLE {ref.ref} ADD CONSTRAINT ... PRIMARY KEY (...)) and run "
-                "install-triggers again"
-            )
-        return TableInfo(
-            table=ref,
-            columns=columns,
-            pk=pk,
-            non_pk=tuple(c for c in columns if c not in pk),
-            identity_always=any(c.identity_always for c in columns),
-            generated=generated,
-        )
+        return self.described(table, columns, pk, generated)

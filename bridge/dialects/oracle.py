@@ -66,7 +66,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import codec, identifiers
 from bridge.dialects import dbapi
-from bridge.dialects.base import Column, Dialect, Errors, TableInfo
+from bridge.dialects.base import Column, Dialect, TableInfo
 from bridge.errors import DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
 
@@ -195,6 +195,15 @@ def error_code(exc: BaseException) -> tuple[str, int]:
     return (match.group(1), int(match.group(2))) if match else ("", 0)
 
 
+NUMBERS = dbapi.ErrorNumbers(
+    frozenset(DEADLOCK),
+    frozenset(FOREIGN_KEY),
+    frozenset(UNIQUE),
+    frozenset(UNWRITABLE),
+    frozenset(LOST),
+)
+
+
 def classify(exc: BaseException) -> type[dbapi.DbError] | None:
     """A python-oracledb error as one of dbapi's classes (None: not a database error)."""
     import oracledb
@@ -206,30 +215,14 @@ def classify(exc: BaseException) -> type[dbapi.DbError] | None:
         if code in LOST_DRIVER or 4000 <= code < 5000:
             return dbapi.ConnectionLost
         return dbapi.DbError
-    if code in DEADLOCK:
-        return dbapi.Deadlock
-    if code in FOREIGN_KEY:
-        return dbapi.ForeignKeyViolation
-    if code in UNIQUE:
-        return dbapi.UniqueViolation
-    if code in UNWRITABLE:
-        return dbapi.Unwritable
-    if code in LOST or isinstance(exc, oracledb.InterfaceError):
+    kind = NUMBERS.kind(code)
+    if kind is not None:
+        return kind
+    if isinstance(exc, oracledb.InterfaceError):
         return dbapi.ConnectionLost
     if isinstance(exc, oracledb.IntegrityError | oracledb.DataError):
         return dbapi.Unwritable
     return dbapi.DbError
-
-
-def _utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """bridge's own TIMESTAMP columns hold UTC (and the sessions are in UTC): read them as
-    aware datetimes."""
-    if any(isinstance(v, dt.datetime) and v.tzinfo is None for v in row):
-        return tuple(
-            v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
-            for v in row
-        )
-    return row
 
 
 # Longer binds than these go as LOBs: SQL's VARCHAR2 and RAW stop at 4000 and 2000 bytes
@@ -332,14 +325,7 @@ class OracleDialect(Dialect):
     has_event_trigger = False
     row_filters = False  # its capture_install does not take `row_filter` yet: --where is refused
     capture_clock = "SYS_EXTRACT_UTC(SYSTIMESTAMP)"
-    errors = Errors(
-        any=(dbapi.DbError,),
-        deadlock=(dbapi.Deadlock,),
-        lost=(dbapi.ConnectionLost,),
-        unwritable=(dbapi.Unwritable,),
-        foreign_key=(dbapi.ForeignKeyViolation,),
-        unique=(dbapi.UniqueViolation,),
-    )
+    errors = dbapi.ERRORS
 
     # -- values --------------------------------------------------------------------------
     def key_text(self, key: dict[str, Any]) -> str:
@@ -465,7 +451,7 @@ class OracleDialect(Dialect):
             savepoint="SAVEPOINT {name}",
             release=None,  # Oracle has no RELEASE SAVEPOINT
             rollback_to="ROLLBACK TO SAVEPOINT {name}",
-            row_filter=_utc,
+            row_filter=dbapi.utc_row,
         )
         try:
             for statement in self.statements("session"):
@@ -519,18 +505,7 @@ class OracleDialect(Dialect):
                 pk_rows.append((int(pk_position), len(columns)))
             columns.append(column)
         pk = tuple(columns[i] for _, i in sorted(pk_rows))
-        if not pk:
-            raise SchemaError(
-                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
-                f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
-            )
-        return TableInfo(
-            table=ref,
-            columns=tuple(columns),
-            pk=pk,
-            non_pk=tuple(c for c in columns if c not in pk),
-            generated=tuple(generated),
-        )
+        return self.described(table, tuple(columns), pk, tuple(generated))
 
 
 PLSQL_HEAD = re.compile(

@@ -184,19 +184,6 @@ class PostgresDialect(Dialect):
             (r["pk_position"], i) for i, r in enumerate(rows) if r["pk_position"] is not None
         )
         pk: tuple[Column, ...] = tuple(columns[i] for _, i in pk_rows)
-        if not pk:
-            raise SchemaError(
-                f"table {table!r} has no primary key: bridge identifies rows by it; add one "
-                f"(ALTER TABLE {ref.ref} ADD PRIMARY KEY (...)) and run install-triggers again"
-            )
-        non_pk = tuple(c for c in columns if c not in pk)
-        identity = any(c.identity_always for c in columns)
-        return TableInfo(
-            table=ref,
-            columns=columns,
-            pk=pk,
-            non_pk=non_pk,
-            identity_always=identity,
-            generated=generated,
-            pk_deferrable=any(r["pk_deferrable"] for r in rows),
+        return self.described(
+            table, columns, pk, generated, pk_deferrable=any(r["pk_deferrable"] for r in rows)
         )

@@ -846,7 +846,7 @@ def test_connect_without_the_driver_says_what_to_install(monkeypatch: pytest.Mon
 
 
 def test_utc_row_filter() -> None:
-    from bridge.dialects.mssql import _utc
+    from bridge.dialects.dbapi import utc_row as _utc
 
     naive = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
     assert _utc((1, naive, "x")) == (1, naive.replace(tzinfo=dt.UTC), "x")
