@@ -7,6 +7,7 @@ without a primary key is found before anything runs, and a failure rolls all of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
@@ -123,8 +124,11 @@ def run(
             sink.execute(stmt)
             count += 1
         return count
+    transactional = dialect is None or dialect.transactional_ddl
     try:
-        with conn.transaction():
+        # (a database whose DDL commits runs them one by one: a savepoint around them
+        # would be gone by the time it is released)
+        with conn.transaction() if transactional else contextlib.nullcontext():
             for stmt in statements:
                 sink.execute(stmt)
                 count += 1

@@ -72,6 +72,7 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
     generated: list[str] = []
     position = 0
     json_checked = _json_checked(schema)
+    by_name: dict[str, Column] = {}
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef):
             position += 1
@@ -85,7 +86,9 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
             if any(isinstance(c, exp.PrimaryKeyColumnConstraint) for c in constraints):
                 pk_names.append(name)
             category = "json" if name in json_checked else ""
-            columns.append(dialect.column(position, name, sql_type, base_type(sql_type), category))
+            column = dialect.column(position, name, sql_type, base_type(sql_type), category)
+            by_name[name] = column  # as the DDL names it (Oracle's name may be normalised)
+            columns.append(column)
         elif isinstance(item, exp.PrimaryKey):
             pk_names.extend(
                 _name(e.this if isinstance(e, exp.Ordered) else e) for e in item.expressions
@@ -96,7 +99,6 @@ def table_from_ddl(dialect: Dialect, text: str, table: str) -> TableInfo:
                     pk_names.extend(
                         _name(e.this if isinstance(e, exp.Ordered) else e) for e in part.expressions
                     )
-    by_name = {c.name: c for c in columns}
     missing = [n for n in pk_names if n not in by_name]
     if missing:
         raise SchemaError(f"the primary key of {table} names columns it lacks: {missing}")

@@ -97,7 +97,7 @@ def uninit(
         gone = {dialect.capture_function(t) for t in exact}
         functions = [f for f in _capture_functions(dialect, conn) if f not in gone]
         statements += dialect.statements("uninit", functions=functions)
-        report.statements = run(conn, sink, statements, execute)
+        report.statements = run(conn, sink, statements, execute, dialect)
         report.triggers_removed = list(captured)
         report.unpublished_discarded = unpublished
     if execute:

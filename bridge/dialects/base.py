@@ -167,8 +167,13 @@ class Dialect:
     def statements(self, template: str, **context: Any) -> list[str]:
         return sql.statements(self.name, template, **context)
 
+    def stored_name(self, name: str) -> str:
+        """The name (table or schema.table) as the database's catalog holds it, for a name
+        as events and 'tables' write it: the same, but in Oracle (OracleDialect)."""
+        return name
+
     def table_ref(self, name: str) -> TableRef:
-        quoted = identifiers.quote_qualified(name, self.sqlglot_name)
+        quoted = identifiers.quote_qualified(self.stored_name(name), self.sqlglot_name)
         return TableRef(
             name=name,
             ref=quoted,

@@ -9,10 +9,13 @@ Every bridge session is made independent of the server's and the login's default
 binary comparison, READ COMMITTED (a statement after a row lock sees what committed before
 the lock was granted, as PostgreSQL's statements do).
 
-Names. bridge quotes every identifier, so names are case-sensitive: a table created
-without quotes (`CREATE TABLE orders ...`) is stored as ORDERS and must be configured as
-ORDERS (its columns too are upper case: ID, AMOUNT). bridge's own objects are created
-unquoted (BRIDGE_OUTBOX, BRIDGE_SESSION...) in the schema of database_url's user.
+Names. A table created without quotes (`CREATE TABLE orders ...`) is stored as ORDERS with
+columns ID, AMOUNT: bridge names it `orders` and its columns `id`, `amount`, as the other
+sites' databases do (`normalize`), so configure it as `orders` at every site and the
+events of an Oracle site and a PostgreSQL site name the same table and columns. A name
+with a lower-case letter in the catalog (created quoted: "Lines") keeps its case. bridge's
+own objects are created unquoted (BRIDGE_OUTBOX, BRIDGE_SESSION...) in the schema of
+database_url's user.
 Identifiers may be 128 bytes long (12.2 and later).
 
 Kinds of the catalog's types (bridge/codec.py):
@@ -58,6 +61,7 @@ would be replaced without an error.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from typing import Any
@@ -66,7 +70,7 @@ from sqlalchemy.engine import make_url
 
 from bridge import codec, identifiers
 from bridge.dialects import dbapi
-from bridge.dialects.base import Column, Dialect, TableInfo
+from bridge.dialects.base import Column, Dialect, TableInfo, TableRef
 from bridge.errors import DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
 
@@ -348,14 +352,15 @@ class OracleDialect(Dialect):
         """A column; NUMBER and RAW get their kind from their precision and length, which
         `sql_type` spells (`NUMBER(12,2)`, `NUMBER(1)`, `RAW(16)`): introspection and a
         CREATE TABLE read offline (bridge/offline.py) pass the same text."""
-        return super().column(
+        column = super().column(
             index,
-            name,
+            normalize(name),
             sql_type,
             base_type,
             category or self.category(sql_type),
             identity_always,
         )
+        return dataclasses.replace(column, ref=identifiers.quote(name, self.sqlglot_name, "column"))
 
     @staticmethod
     def category(sql_type: str) -> str:
@@ -377,6 +382,16 @@ class OracleDialect(Dialect):
         return KINDS.get(base_type.lower(), "text")
 
     # -- naming ----------------------------------------------------------------------------
+    def stored_name(self, name: str) -> str:
+        """`orders` -> ORDERS, `sales.orders` -> SALES.ORDERS: a name without upper-case
+        letters is what Oracle stores in upper case (see `normalize`)."""
+        return ".".join(denormalize(part) for part in name.split("."))
+
+    def table_ref(self, name: str) -> TableRef:
+        """A table as the federation names it (`orders`, whatever the case it was
+        configured in when Oracle stores it in upper case), quoted as Oracle stores it."""
+        return super().table_ref(".".join(normalize(part) for part in name.split(".")))
+
     def capture_function(self, table: str, prefix: str = "bridge_capture_") -> str:
         return ""  # the capture is in the trigger itself (capture_install.sql.j2)
 
@@ -384,8 +399,9 @@ class OracleDialect(Dialect):
         """The capture trigger of a table, `bridge_capture_<table>`, in the table's schema
         (within Oracle's 128-character limit: IdentifierError otherwise), and the largest
         event the capture may write."""
-        schema, _ = identifiers.split_qualified(table, self.sqlglot_name)
-        bare = identifiers.object_name("bridge_capture_", table, dialect=self.sqlglot_name)
+        stored = self.stored_name(table)
+        schema, _ = identifiers.split_qualified(stored, self.sqlglot_name)
+        bare = identifiers.object_name("bridge_capture_", stored, dialect=self.sqlglot_name)
         name = identifiers.quote(bare, self.sqlglot_name, "trigger")
         qualified = (
             f"{identifiers.quote(schema, self.sqlglot_name, 'schema')}.{name}" if schema else name
@@ -466,7 +482,7 @@ class OracleDialect(Dialect):
     def introspect(self, conn: Any, table: str) -> TableInfo:
         """Describe a business table; SchemaError if it is missing or has no primary key."""
         ref = self.table_ref(table)
-        schema, bare = identifiers.split_qualified(table, self.sqlglot_name)
+        schema, bare = identifiers.split_qualified(self.stored_name(table), self.sqlglot_name)
         rows = conn.execute(
             self.render("introspect_columns"), {"schema": schema, "table": bare}
         ).fetchall()
@@ -506,6 +522,22 @@ class OracleDialect(Dialect):
             columns.append(column)
         pk = tuple(columns[i] for _, i in sorted(pk_rows))
         return self.described(table, tuple(columns), pk, tuple(generated))
+
+
+def normalize(name: str) -> str:
+    """A name as Oracle's catalog holds it -> as the federation writes it: all upper case
+    (what an unquoted name becomes: ORDERS, CUSTOMER_ID) is written in lower case, as the
+    other databases hold it (orders, customer_id); a name with a lower-case letter (created
+    quoted: "Lines") stays as it is. SQLAlchemy's Oracle dialect has the same convention.
+    So a PostgreSQL site's `orders.customer` and an Oracle site's ORDERS.CUSTOMER are one
+    table and one column of the federation."""
+    return name.lower() if name == name.upper() and name != name.lower() else name
+
+
+def denormalize(name: str) -> str:
+    """The inverse: a name without upper-case letters is stored in upper case. (A table
+    stored in lower case, created as "orders" with quotes, cannot be reached: rename it.)"""
+    return name.upper() if name == name.lower() and name != name.upper() else name
 
 
 PLSQL_HEAD = re.compile(

@@ -235,3 +235,85 @@ def test_the_archive_stores_each_event_once(fed: dict[str, Any]) -> None:
         events[0].origin,
         events[0].data,
     )
+
+
+AGE = {  # make bridge's own entries look 100 days old, per dialect
+    "postgresql": "UPDATE {table} SET {column} = {column} - interval '100 days'",
+    "mariadb": "UPDATE {table} SET {column} = {column} - INTERVAL 100 DAY",
+}
+
+
+def test_status_cleanup_and_drift(fed: dict[str, Any], dialect: str) -> None:
+    from bridge import cleanup, status
+
+    cfg = fed["LONDON"]
+    d = for_url(cfg.database_url)
+    t0 = dt.datetime.now(UTC) - dt.timedelta(days=100)
+    applier = Applier(cfg, d)
+    try:
+        applier.apply_batch([event("PARIS", "insert", 1, t0), event("PARIS", "insert", 2, t0)])
+        applier.apply_batch([event("PARIS", "delete", 2, t0 + dt.timedelta(seconds=1))])
+    finally:
+        applier.close()
+    app_sql(cfg, "INSERT INTO orders (id, customer) VALUES (3, 'local')")
+    with d.connect(cfg.database_url) as conn:
+        seen = status.read(d, conn)
+        assert (seen.unpublished, seen.applied, seen.conflicts) == (1, 3, 0)
+        assert seen.oldest_unpublished is not None
+        assert install.drift(d, conn, ["orders"]) == {}
+    # 100 days later: the inbox entries and the tombstone go, the row versions of live
+    # rows stay
+    app_sql(cfg, AGE[dialect].format(table="bridge_inbox", column="applied_at"))
+    counts = cleanup.cleanup(cfg, d, older_than_days=90, dry_run=True)
+    assert counts == {"archive entries": 0, "inbox entries": 3, "tombstones": 1}
+    assert count(cfg, "bridge_inbox") == 3  # a dry run deletes nothing
+    assert cleanup.cleanup(cfg, d, older_than_days=90) == counts
+    assert count(cfg, "bridge_inbox") == 0
+    assert count(cfg, "bridge_row_version") == 1  # row 1's version: its row is there
+    # an ALTER TABLE here: status names the table until install-triggers runs again
+    app_sql(cfg, "ALTER TABLE orders ADD COLUMN extra varchar(20)")
+    with d.connect(cfg.database_url) as conn:
+        assert "columns changed" in install.drift(d, conn, ["orders"])["orders"]
+        install.install_triggers(d, conn, ["orders"], install.ConnectionSink(conn), True)
+        assert install.drift(d, conn, ["orders"]) == {}
+
+
+def test_a_change_with_a_column_unknown_here_waits_for_it(fed: dict[str, Any]) -> None:
+    from bridge.decision import REJECTED
+
+    cfg = fed["MADRID"]
+    d = for_url(cfg.database_url)
+    change = event("PARIS", "insert", 5, dt.datetime.now(UTC), extra="new")
+    applier = Applier(cfg, d)
+    try:
+        [refused] = applier.apply_batch([change])
+        assert refused.status == REJECTED and "unknown column(s) ['extra']" in refused.reason
+        assert count(cfg, "bridge_inbox") == 0  # not claimed: it can be applied later
+        app_sql(cfg, "ALTER TABLE orders ADD COLUMN extra varchar(20)")
+        [applied] = applier.apply_batch([change])  # as `bridge dlq retry` would
+    finally:
+        applier.close()
+    assert applied.status == APPLIED
+    assert app_sql(cfg, "SELECT extra FROM orders WHERE id = 5") == [("new",)]
+
+
+def test_uninit_removes_bridge_and_keeps_the_rows(fed: dict[str, Any]) -> None:
+    from bridge import uninit
+
+    cfg = fed["LONDON"]
+    d = for_url(cfg.database_url)
+    app_sql(cfg, "INSERT INTO orders (id, customer) VALUES (1, 'kept')")
+    with d.connect(cfg.database_url) as conn:
+        report = uninit.uninit(
+            d,
+            conn,
+            cfg.site,
+            install.ConnectionSink(conn),
+            execute=True,
+            remove_triggers=True,
+            discard_unpublished=True,
+        )
+        assert report.unpublished_discarded == 1
+        assert install.installed_site(d, conn) is None
+    app_sql(cfg, "INSERT INTO orders (id, customer) VALUES (2, 'not captured')")
+    assert count(cfg, "orders") == 2

@@ -13,7 +13,6 @@ Regenerate the golden files with BRIDGE_UPDATE_GOLDEN=1 (tests/unit/test_templat
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import sys
 import types
@@ -78,25 +77,16 @@ KEYS_DDL = "CREATE TABLE KEYS_ONLY (K VARCHAR2(10) PRIMARY KEY)"
 
 
 def orders_info() -> TableInfo:
-    """ORDERS described offline. bridge/offline.py does not read a column's IS JSON check
-    constraint (introspection does, through ALL_JSON_COLUMNS): DOC is given its kind here."""
-    info = offline.table_from_ddl(ORA, ORDERS_DDL, "ORDERS")
-    columns = tuple(
-        dataclasses.replace(c, kind="json") if c.name == "DOC" else c for c in info.columns
-    )
-    return dataclasses.replace(
-        info,
-        columns=columns,
-        pk=tuple(c for c in columns if c.name in ("REGION", "ID")),
-        non_pk=tuple(c for c in columns if c.name not in ("REGION", "ID")),
-    )
+    """ORDERS described offline, as the federation names it: `orders`, its columns in lower
+    case (OracleDialect.normalize); DOC's IS JSON check makes it a JSON column."""
+    return offline.table_from_ddl(ORA, ORDERS_DDL, "orders")
 
 
 def infos() -> list[TableInfo]:
     return [
         orders_info(),
         offline.table_from_ddl(ORA, LINES_DDL, "APP.Lines"),
-        offline.table_from_ddl(ORA, KEYS_DDL, "KEYS_ONLY"),
+        offline.table_from_ddl(ORA, KEYS_DDL, "keys_only"),
     ]
 
 
@@ -110,14 +100,14 @@ def apply_statements(info: TableInfo) -> list[str]:
     upsert and insert of an event that lacks NOTE, the policy column's comparison,
     verify's read and the start of an apply transaction."""
     ctx = {"table": info.table, "info": info}
-    some = [(c, "text") for c in info.columns if c.name != "NOTE"]
+    some = [(c, "text") for c in info.columns if c.name != "note"]
     return [
         *dataclasses.astuple(apply.statements(ORA, info)),
         ORA.render("apply_upsert", present=some, new_row=False, **ctx),
         ORA.render("apply_upsert", present=some, new_row=True, **ctx),
-        ORA.render("apply_compare", column=info.column("UPDATED_AT"), theirs="text", mine="text"),
+        ORA.render("apply_compare", column=info.column("updated_at"), theirs="text", mine="text"),
         ORA.render("verify_rows", **ctx),
-        ORA.render("apply_begin", tables=["'\"ORDERS\"'"], names=["'ORDERS'", "'APP.Lines'"]),
+        ORA.render("apply_begin", tables=["'\"ORDERS\"'"], names=["'orders'", "'APP.Lines'"]),
     ]
 
 
@@ -252,7 +242,7 @@ def test_every_template_is_rendered_with_statements() -> None:
     assert {r.template for r in done} == set(template_names())
     empty = {r.label for r in done if not r.statements}
     # nothing to set (the sessions are set at connect); no column of KEYS_ONLY has an order
-    assert empty == {"verify_begin", "apply_compare[KEYS_ONLY]"}
+    assert empty == {"verify_begin", "apply_compare[keys_only]"}
 
 
 def test_every_template_says_what_it_is_for() -> None:
@@ -407,10 +397,10 @@ def names_in_code(statement: str) -> list[str]:
 
 def test_names_that_need_quoting_are_quoted_everywhere() -> None:
     """Mixed case and reserved words ("Lines", "date", "level") never appear bare."""
-    lines = next(i for i in infos() if i.table.name == "APP.Lines")
+    lines = next(i for i in infos() if i.table.name == "app.Lines")  # APP: normalized
     found: set[str] = set()
     for r in rendered():
-        if r.table != "APP.Lines":
+        if r.table != "app.Lines":
             continue
         for stmt in r.statements:
             bare = code_of(stmt)
@@ -499,23 +489,50 @@ def test_a_json_check_makes_a_json_column() -> None:
 def test_orders_kinds() -> None:
     kinds = {c.name: c.kind for c in orders_info().columns}
     assert kinds == {
-        "REGION": "text",
-        "ID": "int",
-        "CUSTOMER": "text",
-        "AMOUNT": "decimal",
-        "RATE": "decimal",
-        "PAID": "bool",
-        "SCORE": "float",
-        "NOTE": "text",
-        "PHOTO": "bytes",
-        "TOKEN": "uuid",
-        "CHECKSUM": "bytes",
-        "ORDERED_ON": "timestamp",
-        "UPDATED_AT": "timestamp",
-        "SHIPPED_AT": "timestamptz",
-        "DOC": "json",
+        "region": "text",
+        "id": "int",
+        "customer": "text",
+        "amount": "decimal",
+        "rate": "decimal",
+        "paid": "bool",
+        "score": "float",
+        "note": "text",
+        "photo": "bytes",
+        "token": "uuid",
+        "checksum": "bytes",
+        "ordered_on": "timestamp",
+        "updated_at": "timestamp",
+        "shipped_at": "timestamptz",
+        "doc": "json",
     }
-    assert [c.name for c in orders_info().pk] == ["REGION", "ID"]
+    # named as the federation names them, quoted as Oracle stores them
+    assert [(c.name, c.ref) for c in orders_info().pk] == [
+        ("region", '"REGION"'),
+        ("id", '"ID"'),
+    ]
+    assert orders_info().table.ref == '"ORDERS"' and orders_info().table.name == "orders"
+
+
+def test_names_are_normalized_as_sqlalchemy_does() -> None:
+    from bridge.dialects.oracle import denormalize, normalize
+
+    assert [normalize(n) for n in ("ORDERS", "Lines", "lines", "A1_B", "1")] == [
+        "orders",
+        "Lines",
+        "lines",
+        "a1_b",
+        "1",
+    ]
+    assert [denormalize(n) for n in ("orders", "Lines", "ORDERS", "a1_b")] == [
+        "ORDERS",
+        "Lines",
+        "ORDERS",
+        "A1_B",
+    ]
+    # configured in either case, one table of the federation
+    assert ORA.table_ref("ORDERS") == ORA.table_ref("orders")
+    assert ORA.table_ref("app.orders").ref == '"APP"."ORDERS"'
+    assert ORA.capture_context("orders")["trigger"] == '"bridge_capture_ORDERS"'
 
 
 # --- the key's text -----------------------------------------------------------------------------
@@ -568,11 +585,11 @@ def test_key_text_of_a_decoded_event_keeps_decimals() -> None:
 
 def test_the_capture_lists_the_key_sorted_by_name() -> None:
     trigger = install.trigger_statements(ORA, orders_info(), bridge_schema="BRIDGE")[0]
-    key = re.search(r"SELECT (JSON_OBJECT\('ID'.*?RETURNING VARCHAR2\(4000\)\))", trigger)
+    key = re.search(r"SELECT (JSON_OBJECT\('id'.*?RETURNING VARCHAR2\(4000\)\))", trigger)
     assert key is not None
     assert key.group(1) == (
-        "JSON_OBJECT('ID' VALUE TO_CHAR(:NEW.\"ID\", 'TM9') FORMAT JSON, "
-        "'REGION' VALUE :NEW.\"REGION\" NULL ON NULL RETURNING VARCHAR2(4000))"
+        "JSON_OBJECT('id' VALUE TO_CHAR(:NEW.\"ID\", 'TM9') FORMAT JSON, "
+        "'region' VALUE :NEW.\"REGION\" NULL ON NULL RETURNING VARCHAR2(4000))"
     )
 
 
@@ -816,7 +833,7 @@ def test_printed_sql_ends_with_a_semicolon_and_plsql_with_a_slash() -> None:
 def test_the_install_script_reads_like_a_dba_script() -> None:
     script = printed(install.trigger_statements(ORA, orders_info(), bridge_schema="BRIDGE"))
     assert "generated by bridge" in script and "columns hash" in script
-    assert "bridge uninstall-triggers --table ORDERS" in script
+    assert "bridge uninstall-triggers --table orders" in script
     assert script.count("\n/\n") == 1  # the trigger; the MERGE ends with `;`
     init = printed(install.init_statements(ORA, "PARIS"))
     assert init.count("COMMENT ON TABLE") == 7
@@ -824,6 +841,4 @@ def test_the_install_script_reads_like_a_dba_script() -> None:
 
 def test_the_capture_sends_json_documents_as_text() -> None:
     trigger = install.trigger_statements(ORA, orders_info(), bridge_schema="BRIDGE")[0]
-    assert "'json_text' VALUE '[\"DOC\"]' FORMAT JSON" in trigger
-    payload = json.loads('{"json_text": ["DOC"]}')
-    assert payload["json_text"] == ["DOC"]
+    assert "'json_text' VALUE '[\"doc\"]' FORMAT JSON" in trigger
