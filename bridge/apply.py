@@ -670,7 +670,7 @@ class Applier:
 
     def _key_text(self, event: Event) -> str:
         """The event's row key as this database holds it (Dialect.key_text)."""
-        if self.dialect.set_based_apply:  # PostgreSQL: jsonb, the text cached per event
+        if self.dialect.key_as_json:
             return event.key_text
         text: str = self.dialect.key_text(event.key)
         return text

@@ -8,7 +8,7 @@ statements separated by a line `-- bridge:statement`.
 from __future__ import annotations
 
 import sys
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,5 +47,11 @@ def render(dialect: str, name: str, **context: Any) -> str:
 
 def statements(dialect: str, name: str, **context: Any) -> list[str]:
     """Render a template and split it into its statements, as written in the template."""
-    text = render(dialect, name, **context)
-    return [p.strip() for p in text.split(STATEMENT_SEPARATOR) if p.strip()]
+    return list(split(render(dialect, name, **context)))
+
+
+@lru_cache(maxsize=4096)
+def split(text: str) -> tuple[str, ...]:
+    """The statements of a rendered template (remembered: the same few texts are run for
+    every event)."""
+    return tuple(p.strip() for p in text.split(STATEMENT_SEPARATOR) if p.strip())

@@ -146,6 +146,10 @@ class Dialect:
             text += "\n" + self.batch_separator
         return text
 
+    # row keys are compared as JSON documents (PostgreSQL's jsonb): any text of a key
+    # finds its versions, so the event's own (computed once per event) serves
+    key_as_json: bool = False
+
     def key_text(self, key: dict[str, Any]) -> str:
         """A row key as bridge_row_version and the outbox's key lookup hold it: the JSON
         text the capture writes (keys sorted). PostgreSQL compares jsonb, so any spacing

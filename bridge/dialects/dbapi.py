@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.dialects.base import Errors
-from bridge.sql import STATEMENT_SEPARATOR
+from bridge.sql import split
 
 
 class DbError(Exception):
@@ -81,11 +81,6 @@ class ErrorNumbers:
 PARAM = re.compile(r"%\((\w+)\)s|%%")
 
 Classify = Callable[[BaseException], type[DbError] | None]
-
-
-def split(sql: str) -> list[str]:
-    """The statements of a rendered template."""
-    return [p.strip() for p in sql.split(STATEMENT_SEPARATOR) if p.strip()]
 
 
 class Described:

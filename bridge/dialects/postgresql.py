@@ -3,7 +3,6 @@ wake-up, echo suppression through the `bridge.applying` setting."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,6 +87,7 @@ class PostgresDialect(Dialect):
     wakes_on_notify = True
     set_based_apply = True
     insert_skips_existing = True
+    key_as_json = True
     has_event_trigger = True
     row_filters = True  # capture_install.sql.j2 takes `row_filter`
     capture_clock = "pg_catalog.clock_timestamp()"
@@ -100,9 +100,6 @@ class PostgresDialect(Dialect):
         foreign_key=(psycopg.errors.ForeignKeyViolation,),
         unique=(psycopg.errors.UniqueViolation,),
     )
-
-    def key_text(self, key: dict[str, Any]) -> str:
-        return json.dumps(key, sort_keys=True)
 
     def bind_structured(self, value: Any) -> Any:
         return Jsonb({"v": value}, dumps=codec.dumps)
