@@ -28,6 +28,7 @@ from typing import Any
 from bridge import codec, failpoints
 from bridge import event as events
 from bridge.bulk import Bulk
+from bridge.cleanup import cleanup_horizon
 from bridge.config import Config, TableConfig
 from bridge.decision import (
     APPLIED,
@@ -226,6 +227,11 @@ class Applier:
         event alone is logged as a conflict."""
         if self.conn is None or self.conn.closed:
             self.reconnect()
+        stale = self._beyond_horizon(events)
+        if stale:
+            kept = [e for i, e in enumerate(events) if i not in stale]
+            applied = iter(self.apply_batch(kept) if kept else [])
+            return [stale[i] if i in stale else next(applied) for i in range(len(events))]
         for attempt in range(1, LOCK_RETRIES + 1):
             try:
                 try:
@@ -250,6 +256,24 @@ class Applier:
             except self.errors.lost as exc:
                 raise DatabaseError(f"database connection lost while applying: {exc}") from exc
         raise DatabaseError(f"batch rolled back {LOCK_RETRIES} times in a row: {last}")
+
+    def _beyond_horizon(self, events: Sequence[Event]) -> dict[int, Outcome]:
+        """Replayed events older than what cleanup has purged here (bridge_meta
+        `purged_before`), by index: skipped as superseded. Their inbox entry and the
+        tombstone of their row may be gone, so neither would stop them: an insert of a row
+        deleted since would bring it back. (A repair event carries a row's current winning
+        version, not history: it is never skipped for its age.)"""
+        relayed = [i for i, e in enumerate(events) if e.relayed and not e.repair]
+        if not relayed:
+            return {}
+        horizon = cleanup_horizon(self.dialect, self.conn)
+        if horizon is None:
+            return {}
+        reason = (
+            f"replayed event older than this site's cleanup horizon ({horizon.isoformat()}): "
+            "its inbox entry and tombstones may be purged, so it is not applied"
+        )
+        return {i: Outcome(SUPERSEDED, reason) for i in relayed if events[i].timestamp < horizon}
 
     def clock(self) -> dt.datetime:
         """The database's clock (what outbox rows are stamped with)."""
@@ -387,7 +411,7 @@ class Applier:
 
     def _apply_one(self, cur: Any, event: Event) -> Outcome:
         version = self._version_params(event)
-        if event.origin == self.config.site:
+        if event.origin == self.config.site and not event.repair:
             cur.execute(self._sql["outbox_delete"], version)
             published_at, deleted, ts, origin, event_id, _, unconfirmed = cur.fetchone()
             self._echo_seen(event, published_at, unconfirmed)
@@ -483,6 +507,10 @@ class Applier:
         known, local_row = state.version, state.local_row
         incoming: Version = (event.timestamp, event.origin)
         if known and known[1] == event.origin and incoming <= known:
+            if event.repair and incoming == known and not self._pending_newer(state, known):
+                # bridge repair: this version is the row's, but its values here differ
+                # (changed behind bridge's back): write them again
+                return Verdict(APPLIED, "", known, False)
             # An older change from the site whose later change of this row is already
             # applied: delivered late (RabbitMQ returns the unacknowledged messages of a
             # crashed consumer out of order). Not a conflict, and under every policy never
@@ -497,6 +525,10 @@ class Applier:
         if lost:
             return Verdict(CONFLICT, lost, known, pending)
         return Verdict(APPLIED, "", known, pending)
+
+    def _pending_newer(self, state: RowState, known: Version) -> bool:
+        """A local change of the row, newer than `known`, is still in the outbox."""
+        return state.pending_ts is not None and (state.pending_ts, self.config.site) > known
 
     def _overwrote(
         self, cur: Any, event: Event, verdict: Verdict, local_row: dict[str, Any] | None

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = "bridge.events"
 DEAD_LETTER_EXCHANGE = "bridge.dlx"
+# Direct exchange: routing key a site name -> that site's queue only. Replay and repair
+# publish there (the archive site's broker user only), never to the fanout.
+REPLAY_EXCHANGE = "bridge.replay"
+REPLAY_HEADER = "x-bridge-replay"  # on a replayed message: "replay" or "repair"
 EVENTS_HEADER = "x-bridge-events"  # events a batch message carries (bridge/wire.py)
 REASON_HEADER = "x-bridge-reason"
 QUEUE_HEADER = "x-bridge-queue"

@@ -9,6 +9,8 @@ again. Keep the retention longer than any outage a site may need to recover from
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
 import threading
@@ -17,6 +19,7 @@ from typing import Any
 from bridge import install
 from bridge.config import Config
 from bridge.errors import ConfigError, one_line
+from bridge.event import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ def cleanup(
                 cur.execute(stmt, {"days": days})
                 for what, rows in cur.fetchall():
                     counts[what] = int(rows)
+            if not dry_run:
+                # read after the purge: at or after its cutoff, never before
+                cur.execute(dialect.render("clock"))
+                _record_horizon(dialect, cur, _utc(cur.fetchone()[0]) - dt.timedelta(days=days))
     finally:
         conn.close()
     log.info(
@@ -72,6 +79,39 @@ def cleanup(
         ", ".join(f"{n} {what}" for what, n in counts.items()),
     )
     return counts
+
+
+HORIZON_KEY = "cleanup"  # bridge_meta: {"purged_before": timestamp}
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _record_horizon(dialect: Any, cur: Any, cutoff: dt.datetime) -> None:
+    """Remember the latest cutoff a cleanup purged before (it only moves forward)."""
+    known = _read_horizon(dialect, cur)
+    if known is not None and known >= cutoff:
+        return
+    value = json.dumps({"purged_before": format_timestamp(cutoff)})
+    cur.execute(dialect.render("meta_put"), {"key": HORIZON_KEY, "value": value})
+
+
+def _read_horizon(dialect: Any, cur: Any) -> dt.datetime | None:
+    cur.execute(dialect.render("meta_get"), {"key": HORIZON_KEY})
+    row = cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    value = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return parse_timestamp(value["purged_before"])
+
+
+def cleanup_horizon(dialect: Any, conn: Any) -> dt.datetime | None:
+    """Before when cleanup has purged inbox entries and tombstones at this site (None if it
+    never purged anything): an event older than that may be applied again if it comes
+    back, so a replay must not apply it (bridge/apply.py)."""
+    with conn.transaction(), conn.cursor() as cur:
+        return _read_horizon(dialect, cur)
 
 
 def schedule(config: Config, dialect: Any, stop: threading.Event) -> None:

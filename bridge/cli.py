@@ -479,6 +479,77 @@ def cleanup(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
     _run(go)
 
 
+@main.command()
+@click.option("--to", "target", required=True, metavar="SITE", help="The site to send to.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="TIME",
+    help="Events made at or after (ISO-8601 or 6h, 3d ago).",
+)
+@click.option("--until", default=None, metavar="TIME", help="Events made before (same forms).")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="SITE",
+    help="Only events of this site (repeatable).",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="TABLE",
+    help="Only events of this table (repeatable).",
+)
+@click.option(
+    "--include-own",
+    is_flag=True,
+    help="Send the target its own events too (they come back as echoes: they change nothing).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be sent, per origin and type.")
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    target: str,
+    since: str | None,
+    until: str | None,
+    origins: tuple[str, ...],
+    tables: tuple[str, ...],
+    include_own: bool,
+    dry_run: bool,
+) -> None:
+    """Send archived events again to one site's queue (run at the archive site). The site
+    applies each at most once, and older changes lose to newer row versions as always."""
+    from bridge import replay as replay_mod
+
+    def go() -> None:
+        cfg = _load(ctx)
+        selection = replay_mod.Selection(
+            target=target.strip().upper(),
+            since=replay_mod.parse_time(since) if since else None,
+            until=replay_mod.parse_time(until) if until else None,
+            origins=tuple(o.strip().upper() for o in origins),
+            tables=tables,
+            include_own=include_own,
+        )
+        if dry_run:
+            counts = replay_mod.count(cfg, selection)
+            for (origin, type_), n in sorted(counts.items()):
+                click.echo(f"{origin:10} {type_:30} {n:>10,}")
+            click.echo(f"{sum(counts.values()):,} event(s) would go to {selection.target}")
+            return
+        report = replay_mod.replay(cfg, selection, progress=True)
+        for origin, n in sorted(report.per_origin.items()):
+            click.echo(f"{origin:10} {n:>10,} event(s)")
+        click.echo(
+            f"sent {report.events:,} event(s) in {report.messages:,} message(s) to "
+            f"{selection.target}"
+        )
+
+    _run(go)
+
+
 @main.group("dlq")
 def dlq_group() -> None:
     """This site's dead-letter queue (SITE_<SITE>.dlq): messages that could not be applied.

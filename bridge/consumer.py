@@ -12,11 +12,12 @@ database outage does not spend the messages' delivery limit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from bridge.backoff import Backoff, run_sessions
 from bridge.broker import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_HEADER,
+    REPLAY_HEADER,
     Endpoints,
     dead_letter_properties,
     describe,
@@ -62,18 +64,36 @@ def broker_user_of(site: str) -> str:
     return site.lower()
 
 
-def validate(body: bytes, message_id: str | None, user: str | None) -> list[Event]:
+def validate(
+    body: bytes,
+    message_id: str | None,
+    user: str | None,
+    headers: Mapping[str, Any] | None = None,
+    archive_site: str | None = None,
+) -> list[Event]:
     """Decode a message (one event or a batch: bridge/wire.py) and check it against its
     AMQP properties: `user` is the broker user RabbitMQ validated for the publish, and must
-    be the events' origin's; the message_id is the (first) event's id. Raises EventError."""
+    be the events' origin's; the message_id is the (first) event's id. Raises EventError.
+
+    A replayed message (`x-bridge-replay` header: bridge replay / repair) carries events of
+    any origin: it is trusted when the archive site's broker user published it (the
+    archive stored each event after this same check), and its events are marked
+    `relayed`."""
     batch = wire.decode(body)
     if not user:
         raise EventError("message has no user_id: its origin cannot be trusted")
+    if message_id and message_id != batch[0].id:
+        raise EventError(f"message_id {message_id!r} differs from event id")
+    if headers and headers.get(REPLAY_HEADER) and archive_site is not None:
+        if user != broker_user_of(archive_site):
+            raise EventError(
+                f"replayed message published by broker user {user!r}: only the archive "
+                f"site's ({broker_user_of(archive_site)!r}) may replay events"
+            )
+        return [dataclasses.replace(e, relayed=True) for e in batch]
     origin = batch[0].origin  # a batch's events all have its origin (wire.decode)
     if user != broker_user_of(origin):
         raise EventError(f"origin {origin!r} does not match the publishing broker user {user!r}")
-    if message_id and message_id != batch[0].id:
-        raise EventError(f"message_id {message_id!r} differs from event id")
     return batch
 
 
@@ -280,7 +300,13 @@ class Consumer:
         carried: dict[int, int] = {}  # delivery tag -> its events
         for d in batch:
             try:
-                carried_events = validate(d.body, d.props.message_id, d.props.user_id)
+                carried_events = validate(
+                    d.body,
+                    d.props.message_id,
+                    d.props.user_id,
+                    d.props.headers,
+                    self.config.archive_site,
+                )
             except EventError as exc:
                 rejected.append((d, None, str(exc)))
                 continue

@@ -339,7 +339,16 @@ def _retry_chunk(
     for n, m in enumerate(chunk):
         publisher = verified_publisher(m.props, held.user)
         try:
-            valid.append((n, m, publisher, validate(m.body, m.props.message_id, publisher)))
+            valid.append(
+                (
+                    n,
+                    m,
+                    publisher,
+                    validate(
+                        m.body, m.props.message_id, publisher, m.props.headers, config.archive_site
+                    ),
+                )
+            )
         except EventError as exc:
             results[n] = [_back(config, held, m, publisher, str(exc))]
     every = [e for *_, carried in valid for e in carried]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -39,6 +39,15 @@ class Event:
     origin: str
     type: str
     data: dict[str, Any]
+    # Came through bridge.replay from the archive site (bridge replay / repair), not from
+    # its origin: set by the consumer from the delivery, never part of the message.
+    relayed: bool = field(default=False, compare=False)
+
+    @property
+    def repair(self) -> bool:
+        """A repair event (`bridge repair`): the winning version of a row, sent again under a
+        new id to sites that differ; applied even where that version is already known."""
+        return self.relayed and self.data.get("repair") is True
 
     @property
     def table(self) -> str:

@@ -3,6 +3,8 @@
 - `bridge.events` fanout exchange -> quorum queue `SITE_<NAME>` per site and the archive
   queue `SITE_<ARCHIVE>_HISTO`, each single-active-consumer (per-site order) with a delivery
   limit, dead-lettered through `bridge.dlx` (direct) to `<queue>.dlq`.
+- `bridge.replay` direct exchange -> each site's queue, with the site's name as routing
+  key: what `bridge replay` and `bridge repair` send to one site only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions
 
-from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REPLAY_EXCHANGE
 from bridge.config import site_queue
 from bridge.errors import BrokerError
 
@@ -34,6 +36,7 @@ def apply(
     try:
         channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="fanout", durable=True)
         channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
+        channel.exchange_declare(REPLAY_EXCHANGE, exchange_type="direct", durable=True)
         for queue in queue_names(sites, archive_site):
             dlq = f"{queue}.dlq"
             channel.queue_declare(
@@ -51,6 +54,8 @@ def apply(
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=dlq)
             declared += [queue, dlq]
+        for site in sites:
+            channel.queue_bind(site_queue(site), REPLAY_EXCHANGE, routing_key=site)
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == 406:
             raise BrokerError(
