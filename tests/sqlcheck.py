@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import meta
 
@@ -242,6 +243,11 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "apply_constraints":
             for deferred in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, deferred=deferred))))
+        elif name == "archive_replay":
+            out += [
+                Rendered(name, None, tuple(dialect.statements(name, **switches)))
+                for switches in archive_replay_variants()
+            ]
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))
@@ -289,6 +295,19 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                     "render_all how bridge renders it"
                 )
     return out
+
+
+def archive_replay_variants() -> list[dict[str, Any]]:
+    """archive_replay as bridge/replay.py renders it: counted or read, every filter or none."""
+    every = {
+        "since": True,
+        "until": True,
+        "origins": [literal("PARIS"), literal("MADRID")],
+        "exclude": literal("LONDON"),
+        "types": [literal(f"orders.{op}") for op in ("insert", "update", "delete")],
+    }
+    none = {"since": False, "until": False, "origins": [], "exclude": None, "types": []}
+    return [{"count": count, **filters} for count in (False, True) for filters in (every, none)]
 
 
 def placeholders_to_params(statement: str) -> tuple[str, list[str]]:

@@ -28,6 +28,7 @@ from bridge.dialects import by_name, dbapi
 from bridge.dialects.base import TableInfo, literal
 from bridge.dialects.oracle import OracleConnection, OracleDialect, classify, is_plsql
 from bridge.errors import IdentifierError
+from tests import sqlcheck
 from tests.unit.test_templates import check_golden
 
 pytestmark = pytest.mark.unit
@@ -195,6 +196,11 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 out.append(Rendered(name, None, split(ORA.render(name, **{switch: on}))))
         elif name == "uninit":
             out.append(Rendered(name, None, split(ORA.render(name, functions=[]))))
+        elif name == "archive_replay":
+            out += [
+                Rendered(name, None, split(ORA.render(name, **switches)))
+                for switches in sqlcheck.archive_replay_variants()
+            ]
         elif name in per_table and name != "verify_rows":
             out += [
                 Rendered(
