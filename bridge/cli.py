@@ -551,14 +551,22 @@ def replay(
 
 
 @main.group("dlq")
-def dlq_group() -> None:
-    """This site's dead-letter queue (SITE_<SITE>.dlq): messages that could not be applied.
+@click.option(
+    "--archive",
+    is_flag=True,
+    help="The archive's dead-letter queue (SITE_<ARCHIVE>_HISTO.dlq), at the archive site.",
+)
+@click.pass_context
+def dlq_group(ctx: click.Context, archive: bool) -> None:
+    """This site's dead-letter queue (SITE_<SITE>.dlq): messages that could not be applied;
+    with --archive, the archive's (messages that could not be archived).
 
     \b
       bridge dlq list [--json]            what is there and why, leaving it in place
-      bridge dlq retry --id ID | --all    apply again here; failures go back with the reason
+      bridge dlq retry --id ID | --all    apply (archive) again; failures go back with the reason
       bridge dlq drop --id ID | --all     delete (asks first unless --yes)
     """
+    ctx.obj["dlq_archive"] = archive
 
 
 def _selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -590,7 +598,8 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
 
     def go() -> None:
         cfg = _load(ctx, require_tables=False)
-        letters = dlq.list_dead_letters(cfg)
+        archive = ctx.obj["dlq_archive"]
+        letters = dlq.list_dead_letters(cfg, archive=archive)
         if as_json:
             click.echo(json.dumps([d.to_dict() for d in letters], indent=2))
             return
@@ -598,7 +607,7 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
             when = d.dead_lettered_at.isoformat() if d.dead_lettered_at else "-"
             click.echo(f"{d.id}  {d.type or '-'}  from {d.origin or '-'}  at {when}")
             click.echo(f"    reason: {d.reason}")
-        click.echo(f"{len(letters)} message(s) in {dlq.dead_letter_queue(cfg)}", err=True)
+        click.echo(f"{len(letters)} message(s) in {dlq.dead_letter_queue(cfg, archive)}", err=True)
 
     _run(go)
 
@@ -615,10 +624,11 @@ def dlq_retry(ctx: click.Context, ids: tuple[str, ...], all_: bool) -> None:
 
     def go() -> None:
         cfg = _load(ctx)
-        report = dlq.retry(cfg, _selection(ids, all_))
+        archive = ctx.obj["dlq_archive"]
+        report = dlq.retry(cfg, _selection(ids, all_), archive=archive)
         for r in report.results:
             detail = f": {r.detail}" if r.detail else ""
-            back = f" (back in {dlq.dead_letter_queue(cfg)})" if not r.removed else ""
+            back = f" (back in {dlq.dead_letter_queue(cfg, archive)})" if not r.removed else ""
             click.echo(f"{r.status:9} {r.id}{detail}{back}")
         for i in report.unknown:
             click.echo(f"not found {i}")
@@ -644,13 +654,14 @@ def dlq_drop(ctx: click.Context, ids: tuple[str, ...], all_: bool, yes: bool) ->
     def go() -> None:
         cfg = _load(ctx, require_tables=False)
         chosen = _selection(ids, all_)
-        queue = dlq.dead_letter_queue(cfg)
+        archive = ctx.obj["dlq_archive"]
+        queue = dlq.dead_letter_queue(cfg, archive)
         if not yes:
-            present = [d.id for d in dlq.list_dead_letters(cfg)]
+            present = [d.id for d in dlq.list_dead_letters(cfg, archive=archive)]
             count = len(present) if chosen is None else sum(i in chosen for i in present)
             if count:
                 click.confirm(f"delete {count} message(s) from {queue} for good?", abort=True)
-        report = dlq.drop(cfg, chosen)
+        report = dlq.drop(cfg, chosen, archive=archive)
         for i in report.unknown:
             click.echo(f"not found {i}")
         click.echo(f"dropped {len(report.dropped)} message(s) from {queue}")

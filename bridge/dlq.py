@@ -41,6 +41,7 @@ import pika
 import pika.exceptions
 
 from bridge.apply import Applier
+from bridge.archive import Archiver
 from bridge.broker import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTERED_AT_HEADER,
@@ -52,10 +53,10 @@ from bridge.broker import (
     one_event_properties,
 )
 from bridge.config import Config
-from bridge.consumer import validate
+from bridge.consumer import Handler, validate
 from bridge.decision import REJECTED
 from bridge.dialects import for_url
-from bridge.errors import BrokerError, DatabaseError, EventError
+from bridge.errors import BrokerError, ConfigError, DatabaseError, EventError
 from bridge.event import Event
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,19 @@ READ_TIMEOUT = 60.0  # seconds to read to the end marker
 STALE_MARKER_SECONDS = 2 * READ_TIMEOUT
 
 
-def dead_letter_queue(config: Config) -> str:
-    return f"{config.queue}.dlq"
+def source_queue(config: Config, archive: bool = False) -> str:
+    """The queue whose dead letters these are: the site's own, or (`archive`, at the
+    archive site) the archive queue SITE_<ARCHIVE>_HISTO."""
+    if archive and not config.is_archive:
+        raise ConfigError(
+            f"site {config.site} is not the archive site ({config.archive_site}): run "
+            "bridge dlq --archive with the archive site's configuration"
+        )
+    return config.archive_queue if archive else config.queue
+
+
+def dead_letter_queue(config: Config, archive: bool = False) -> str:
+    return f"{source_queue(config, archive)}.dlq"
 
 
 @dataclass(frozen=True)
@@ -124,9 +136,12 @@ class DropReport:
     unknown: list[str] = field(default_factory=list)
 
 
-def list_dead_letters(config: Config, endpoints: Endpoints | None = None) -> list[DeadLetter]:
-    """Every message of the site's dead-letter queue, in order, leaving the queue as it was."""
-    with _Held(endpoints or _endpoints(config), dead_letter_queue(config)) as held:
+def list_dead_letters(
+    config: Config, endpoints: Endpoints | None = None, archive: bool = False
+) -> list[DeadLetter]:
+    """Every message of the site's dead-letter queue (the archive's with `archive`), in
+    order, leaving the queue as it was."""
+    with _Held(endpoints or _endpoints(config), dead_letter_queue(config, archive)) as held:
         return [_describe(m, held.user) for m in held.messages]
 
 
@@ -135,21 +150,25 @@ def retry(
     ids: Sequence[str] | None,
     endpoints: Endpoints | None = None,
     dialect: Any = None,
+    archive: bool = False,
 ) -> RetryReport:
     """Apply dead-lettered messages (those with these ids, or all if `ids` is None) at this
-    site. Each one that applies (or was already applied, or lost a conflict) is removed;
-    each one that fails again goes back to the queue with the new reason."""
-    queue = dead_letter_queue(config)
+    site (with `archive`, store them in the archive). Each one that applies (or was already
+    applied, or lost a conflict) is removed; each one that fails again goes back to the
+    queue with the new reason."""
+    queue = dead_letter_queue(config, archive)
     report = RetryReport()
     with _Held(endpoints or _endpoints(config), queue) as held:
         chosen, report.unknown = _select(held.messages, ids)
         if not chosen:
             return report
-        applier = Applier(config, dialect or for_url(config.database_url))
+        dialect = dialect or for_url(config.database_url)
+        handler: Handler = Archiver(config, dialect) if archive else Applier(config, dialect)
+        source = source_queue(config, archive)
         try:
             for start in range(0, len(chosen), config.batch_size):
                 chunk = chosen[start : start + config.batch_size]
-                report.results += _retry_chunk(config, held, applier, chunk)
+                report.results += _retry_chunk(config, held, handler, chunk, source)
         except DatabaseError as exc:
             raise DatabaseError(
                 f"{exc}; {len(report.results)} message(s) were retried before that, the "
@@ -157,15 +176,18 @@ def retry(
                 "is back"
             ) from exc
         finally:
-            applier.close()
+            handler.close()
     return report
 
 
 def drop(
-    config: Config, ids: Sequence[str] | None, endpoints: Endpoints | None = None
+    config: Config,
+    ids: Sequence[str] | None,
+    endpoints: Endpoints | None = None,
+    archive: bool = False,
 ) -> DropReport:
     """Delete dead-lettered messages (those with these ids, or all if `ids` is None)."""
-    queue = dead_letter_queue(config)
+    queue = dead_letter_queue(config, archive)
     report = DropReport()
     with _Held(endpoints or _endpoints(config), queue) as held:
         chosen, report.unknown = _select(held.messages, ids)
@@ -328,7 +350,7 @@ class _Held:
 
 
 def _retry_chunk(
-    config: Config, held: _Held, applier: Applier, chunk: list[_Message]
+    config: Config, held: _Held, handler: Handler, chunk: list[_Message], source: str
 ) -> list[RetryResult]:
     """Apply the events of these messages. A message of one event is removed if it applied
     and put back with the new reason if not; a batch (bridge/wire.py) is removed once its
@@ -350,22 +372,22 @@ def _retry_chunk(
                 )
             )
         except EventError as exc:
-            results[n] = [_back(config, held, m, publisher, str(exc))]
+            results[n] = [_back(config, held, m, publisher, str(exc), source)]
     every = [e for *_, carried in valid for e in carried]
-    outcomes = iter(applier.apply_batch(every) if every else [])
+    outcomes = iter(handler.apply_batch(every) if every else [])
     for n, m, publisher, carried in valid:
         results[n] = []
         for e in carried:
             outcome = next(outcomes)
             if outcome.status == REJECTED:
                 if len(carried) == 1:
-                    results[n].append(_back(config, held, m, publisher, outcome.reason))
+                    results[n].append(_back(config, held, m, publisher, outcome.reason, source))
                     continue
                 alone = _Message(m.tag, one_event_properties(m.props, e.id, e.type), e.encode())
                 held.publish(
                     alone.body,
                     dead_letter_properties(
-                        alone.props, config.queue, outcome.reason, publisher, held.user
+                        alone.props, source, outcome.reason, publisher, held.user
                     ),
                 )
                 log.warning(
@@ -393,10 +415,10 @@ def _retry_chunk(
 
 
 def _back(
-    config: Config, held: _Held, m: _Message, publisher: str | None, reason: str
+    config: Config, held: _Held, m: _Message, publisher: str | None, reason: str, source: str
 ) -> RetryResult:
     """Put a message that failed again back in the queue with the new reason."""
-    props = dead_letter_properties(m.props, config.queue, reason, publisher, held.user)
+    props = dead_letter_properties(m.props, source, reason, publisher, held.user)
     held.publish(m.body, props)
     held.ack(m)
     log.warning(

@@ -401,3 +401,58 @@ def test_errors_say_what_to_do(sites, fresh_topology):
         out = bridge(madrid, "dlq", "drop", *args, "--yes")
         assert out.exit_code == 2
         assert "give either --id EVENT_ID (repeatable) or --all" in out.output
+
+
+def test_the_archives_dead_letters_are_listed_retried_into_the_archive_and_dropped(
+    sites, fresh_topology
+):
+    """`bridge dlq --archive`: the archive queue's dead letters, at the archive site."""
+    paris, london = sites["PARIS"], sites["LONDON"]
+    archive_dlq = dlq.dead_letter_queue(paris, archive=True)
+    assert archive_dlq == "SITE_PARIS_HISTO.dlq"
+    good = event_body(LONDON, key=5, customer="late")
+    with running(paris):
+        publish_raw(b"{not json", LONDON, message_id=str(uuid.uuid4()))
+        wait_for(
+            lambda: (
+                fresh_topology.queue_declare(archive_dlq, passive=True).method.message_count == 1
+            ),
+            30,
+            "the archiver dead-lettered the bad message",
+        )
+    # an event the archiver could not store at the time, dead-lettered as LONDON sent it
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url_for(LONDON)))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish(
+        DEAD_LETTER_EXCHANGE,
+        archive_dlq,
+        good,
+        pika.BasicProperties(user_id="london", message_id=event_id(good), delivery_mode=2),
+        mandatory=True,
+    )
+    conn.close()
+
+    listed = bridge(paris, "dlq", "--archive", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    letters = json.loads(listed.stdout)
+    assert len(letters) == 2
+    assert "not JSON" in letters[0]["reason"]
+    assert letters[1]["id"] == event_id(good)
+
+    retried = bridge(paris, "dlq", "--archive", "retry", "--all")
+    assert retried.exit_code == 1  # the bad message failed again
+    assert f"archived  {event_id(good)}" in retried.output
+    assert "back in SITE_PARIS_HISTO.dlq" in retried.output
+    stored = sql(
+        db_of(paris), "SELECT count(*) FROM bridge_archive WHERE event_id = %s", event_id(good)
+    )
+    assert stored[0][0] == 1
+    assert rows(paris) == []  # stored in the archive, not applied: the archive queue's job
+
+    dropped = bridge(paris, "dlq", "--archive", "drop", "--all", "--yes")
+    assert dropped.exit_code == 0 and "dropped 1 message(s)" in dropped.output
+    assert fresh_topology.queue_declare(archive_dlq, passive=True).method.message_count == 0
+
+    refused = bridge(london, "dlq", "--archive", "list")
+    assert refused.exit_code == 1 and "not the archive site" in refused.output
