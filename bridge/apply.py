@@ -50,6 +50,7 @@ from bridge.progress import QueueProgress
 
 log = logging.getLogger(__name__)
 
+_PROBE_ID = "00000000-0000-0000-0000-000000000000"  # names no event: row_states reads only
 LOCK_RETRIES = 5  # a batch chosen as a deadlock victim this many times in a row: give up
 MAX_CACHED_UPSERTS = 256  # statements per (table, columns carried): a handful in practice
 WAITING_PER_BATCH = 100  # waiting events tried again after each batch, oldest first
@@ -274,6 +275,27 @@ class Applier:
             "its inbox entry and tombstones may be purged, so it is not applied"
         )
         return {i: Outcome(SUPERSEDED, reason) for i in relayed if events[i].timestamp < horizon}
+
+    def row_states(self, table: str, keys: Sequence[dict[str, Any]]) -> list[RowState]:
+        """What a change of each of these rows would be decided on here (the row, its
+        version, a pending local change), read in one transaction: what `bridge repair`
+        compares across sites. Nothing is written."""
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        _table, info, stmts = self.tables[table]
+        states = []
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for key in keys:
+                probe = Event(
+                    _PROBE_ID,
+                    dt.datetime.now(dt.UTC),
+                    "",
+                    f"{table}.delete",
+                    {"table": table, "op": "delete", "key": key},
+                )
+                params = {**self._params(info, probe), **self._version_params(probe)}
+                states.append(self._read(cur, stmts, params))
+        return states
 
     def clock(self) -> dt.datetime:
         """The database's clock (what outbox rows are stamped with)."""

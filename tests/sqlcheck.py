@@ -243,6 +243,12 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "apply_constraints":
             for deferred in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, deferred=deferred))))
+        elif name == "inbox_has":
+            ids = [literal("6f1c1d5e-8e0a-4c1e-9d55-7b8a3c0e9f10")] * 2
+            out.append(Rendered(name, None, tuple(dialect.statements(name, ids=ids))))
+        elif name == "archive_version":
+            types = [literal(f"orders.{op}") for op in ("insert", "update", "delete")]
+            out.append(Rendered(name, None, tuple(dialect.statements(name, types=types))))
         elif name == "archive_replay":
             out += [
                 Rendered(name, None, tuple(dialect.statements(name, **switches)))

@@ -196,6 +196,12 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 out.append(Rendered(name, None, split(ORA.render(name, **{switch: on}))))
         elif name == "uninit":
             out.append(Rendered(name, None, split(ORA.render(name, functions=[]))))
+        elif name == "inbox_has":
+            ids = [literal("6f1c1d5e-8e0a-4c1e-9d55-7b8a3c0e9f10")] * 2
+            out.append(Rendered(name, None, split(ORA.render(name, ids=ids))))
+        elif name == "archive_version":
+            types = [literal(f"orders.{op}") for op in ("insert", "update", "delete")]
+            out.append(Rendered(name, None, split(ORA.render(name, types=types))))
         elif name == "archive_replay":
             out += [
                 Rendered(name, None, split(ORA.render(name, **switches)))
