@@ -28,6 +28,7 @@ from bridge.dialects import by_name, dbapi
 from bridge.dialects.base import TableInfo, literal
 from bridge.dialects.oracle import OracleConnection, OracleDialect, classify, is_plsql
 from bridge.errors import IdentifierError
+from tests import sqlcheck
 from tests.unit.test_templates import check_golden
 
 pytestmark = pytest.mark.unit
@@ -128,6 +129,10 @@ def test_apply_golden() -> None:
     check_golden("oracle_apply.sql", printed(statements))
 
 
+def test_verify_chunk_golden() -> None:
+    check_golden("oracle_verify.sql", printed(sqlcheck.verify_statements(ORA, orders_info())))
+
+
 # --- every template, every statement ---------------------------------------------------------
 
 
@@ -212,6 +217,22 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
         elif name == "verify_rows":
             out += [
                 Rendered(name, i.table.name, split(ORA.render(name, table=i.table, info=i)))
+                for i in tables
+            ]
+        elif name.startswith("verify_chunk"):
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        s
+                        for lower in (False, True)
+                        for upper in (False, True)
+                        for s in split(
+                            ORA.render(name, table=i.table, info=i, lower=lower, upper=upper)
+                        )
+                    ),
+                )
                 for i in tables
             ]
         else:
