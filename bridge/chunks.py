@@ -13,9 +13,9 @@ keys cover every key, so a row that only another site holds is in one of them to
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 Key = tuple[object, ...]
 Bound = Key | None
@@ -47,6 +47,15 @@ class Source(Protocol):
     def digests(self, lower: Bound, upper: Bound) -> dict[Key, int]:
         """Each row of the range: its key and its hash."""
         ...
+
+
+# How the sources are asked one question each: in turn (`in_turn`), or all at once
+# (bridge/verify.py asks the sites in parallel: each has its own connection).
+Ask = Callable[[Mapping[str, "Source"], Callable[["Source"], Any]], dict[str, Any]]
+
+
+def in_turn(sources: Mapping[str, Source], question: Callable[[Source], Any]) -> dict[str, Any]:
+    return {site: question(s) for site, s in sources.items()}
 
 
 def ranges(
@@ -84,6 +93,7 @@ def narrow(
     summaries: Mapping[str, Summary] | None = None,
     leaf_rows: int = LEAF_ROWS,
     fanout: int = FANOUT,
+    ask: Ask = in_turn,
     depth: int = 0,
 ) -> dict[Key, Digests]:
     """The keys of (lower, upper] whose rows differ between the sources. `summaries`: the
@@ -93,18 +103,18 @@ def narrow(
     the site that holds the most (every n/fanout-th of its rows), so each piece holds fewer
     of that site's rows than the range did, and fewer rows of all sites together: the
     recursion ends. Then each site lists its keys and hashes, and they are compared."""
-    sums = summaries or {site: s.summary(lower, upper) for site, s in sources.items()}
+    sums = summaries or ask(sources, lambda s: s.summary(lower, upper))
     if len(set(sums.values())) == 1:
         return {}
     most = max(sums, key=lambda site: sums[site].rows)
     n = sums[most].rows
     if n <= leaf_rows or depth >= MAX_DEPTH:
-        return differing_keys({site: s.digests(lower, upper) for site, s in sources.items()})
+        return differing_keys(ask(sources, lambda s: s.digests(lower, upper)))
     every = max(1, -(-n // fanout))
     cuts = sources[most].bounds(lower, upper, every)
     out: dict[Key, Digests] = {}
     for lo, hi in ranges(cuts, lower, upper):
-        out.update(narrow(sources, lo, hi, None, leaf_rows, fanout, depth + 1))
+        out.update(narrow(sources, lo, hi, None, leaf_rows, fanout, ask, depth + 1))
     return out
 
 
