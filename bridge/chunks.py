@@ -13,16 +13,22 @@ keys cover every key, so a row that only another site holds is in one of them to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 Key = tuple[object, ...]
 Bound = Key | None
 Digests = dict[str, int | None]  # per site; None: the row is absent there
 
 FANOUT = 16  # sub-ranges a differing range is cut into
-LEAF_ROWS = 64  # a differing range with at most this many rows at every site is listed
+# a differing range with at most this many rows at every site is listed (keys and hashes:
+# some 30 KB a site); the narrowing then asks at most a few dozen questions per differing
+# chunk of 10,000 rows, even when every row of it differs
+LEAF_ROWS = 1000
 MAX_DEPTH = 64  # a safeguard: the ranges shrink at every level (see `narrow`)
 
 
@@ -40,6 +46,10 @@ class Source(Protocol):
 
     def bounds(self, lower: Bound, upper: Bound, every: int) -> list[Key]:
         """The key of every `every`-th row of the range, in key order."""
+        ...
+
+    def count(self) -> int:
+        """The table's rows."""
         ...
 
     def summary(self, lower: Bound, upper: Bound) -> Summary: ...
@@ -86,6 +96,20 @@ def differing_keys(per_site: Mapping[str, Mapping[Key, int]]) -> dict[Key, Diges
     return out
 
 
+def summary_of(lower: Bound, upper: Bound) -> Callable[[Source], Summary]:
+    """The question "your summary of (lower, upper]"."""
+    return lambda s: s.summary(lower, upper)
+
+
+def partitions(parts: Sequence[Mapping[str, Summary]], whole: Mapping[str, int]) -> bool:
+    """Whether the ranges cut from one site's keys split every site's rows: each row in
+    exactly one range. A site that orders the keys otherwise (text under another
+    collation, MariaDB's UUIDs) can see two cuts the other way round; every row is still in
+    at least one range (the ranges start before the first key and end after the last), so
+    the counts add up to more than the whole exactly when some row is in two."""
+    return all(sum(p[site].rows for p in parts) == n for site, n in whole.items())
+
+
 def narrow(
     sources: Mapping[str, Source],
     lower: Bound,
@@ -96,26 +120,69 @@ def narrow(
     ask: Ask = in_turn,
     depth: int = 0,
 ) -> dict[Key, Digests]:
-    """The keys of (lower, upper] whose rows differ between the sources. `summaries`: the
-    sources' summaries of the range, if already read.
+    """The keys of (lower, upper] whose rows differ between the sources, each with every
+    source's hash (gathered with `merge`: pass the result through `settled`). `summaries`:
+    the sources' summaries of the range, if already read.
 
     A differing range with more than `leaf_rows` rows at some site is cut at the keys of
     the site that holds the most (every n/fanout-th of its rows), so each piece holds fewer
     of that site's rows than the range did, and fewer rows of all sites together: the
-    recursion ends. Then each site lists its keys and hashes, and they are compared."""
+    recursion ends. Then each site lists its keys and hashes, and they are compared. A
+    range whose pieces do not split some site's rows (`partitions`) is listed whole."""
     sums = summaries or ask(sources, lambda s: s.summary(lower, upper))
     if len(set(sums.values())) == 1:
         return {}
     most = max(sums, key=lambda site: sums[site].rows)
     n = sums[most].rows
-    if n <= leaf_rows or depth >= MAX_DEPTH:
-        return differing_keys(ask(sources, lambda s: s.digests(lower, upper)))
-    every = max(1, -(-n // fanout))
-    cuts = sources[most].bounds(lower, upper, every)
-    out: dict[Key, Digests] = {}
-    for lo, hi in ranges(cuts, lower, upper):
-        out.update(narrow(sources, lo, hi, None, leaf_rows, fanout, ask, depth + 1))
-    return out
+    if n > leaf_rows and depth < MAX_DEPTH:
+        every = max(1, -(-n // fanout))
+        pieces = list(ranges(sources[most].bounds(lower, upper, every), lower, upper))
+        parts = [ask(sources, summary_of(lo, hi)) for lo, hi in pieces]
+        if partitions(parts, {site: s.rows for site, s in sums.items()}):
+            out: dict[Key, Digests] = {}
+            for (lo, hi), part in zip(pieces, parts, strict=True):
+                merge(narrow(sources, lo, hi, part, leaf_rows, fanout, ask, depth + 1), out)
+            return out
+    return differing_keys(ask(sources, lambda s: s.digests(lower, upper)))
+
+
+# how one range is compared once its summaries are known (None: not read yet)
+CompareRange = Callable[[Bound, Bound, Mapping[str, Summary] | None], dict[Key, Digests]]
+
+
+def compare_table(
+    table: str,
+    sources: Mapping[str, Source],
+    chunk_rows: int,
+    compare_range: CompareRange,
+    ask: Ask = in_turn,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, int], dict[Key, Digests]]:
+    """Each source's row count, and the keys whose rows differ with each source's hash.
+    The chunks are cut from the first source's keys every `chunk_rows` rows; their
+    summaries are read first (`progress(done, chunks)` after each), then each differing
+    one is compared by `compare_range` (`narrow`, or a comparison through Python). When
+    the chunks do not split some source's rows (it orders the keys otherwise: `partitions`),
+    the table is compared as one range."""
+    first = next(iter(sources.values()))
+    pieces = list(ranges(first.bounds(None, None, chunk_rows)))
+    totals: dict[str, int] = ask(sources, lambda s: s.count())
+    parts: list[Mapping[str, Summary] | None] = []
+    for n, (lo, hi) in enumerate(pieces, 1):
+        parts.append(ask(sources, summary_of(lo, hi)))
+        if progress:
+            progress(n, len(pieces))
+    if not partitions([p for p in parts if p is not None], totals):
+        log.warning(
+            "verify: table %s: the sites order its keys differently (text under other "
+            "collations?): compared as one range, every differing key listed",
+            table,
+        )
+        pieces, parts = [(None, None)], [None]
+    found: dict[Key, Digests] = {}
+    for (lo, hi), part in zip(pieces, parts, strict=True):
+        merge(compare_range(lo, hi, part), found)
+    return totals, settled(found)
 
 
 def merge(found: Mapping[Key, Digests], into: dict[Key, Digests]) -> None:

@@ -157,37 +157,36 @@ def _compare_table(
     progress: Callable[[str], None] | None,
 ) -> tuple[dict[str, int], dict[chunks.Key, chunks.Digests]]:
     """Row counts per site, and the differing keys with each site's hash."""
-    first = next(iter(sources.values()))
-    cuts = first.bounds(None, None, chunk_rows)
-    ranges = list(chunks.ranges(cuts))
     dialects = {site: s.site.dialect.name for site, s in sources.items()}
     mixed = len(set(dialects.values())) > 1
-    counts = dict.fromkeys(sources, 0)
-    found: dict[chunks.Key, chunks.Digests] = {}
-    for n, (lower, upper) in enumerate(ranges, 1):
-        sums = ask(sources, lambda s: s.summary(lower, upper))  # noqa: B023 - called at once
-        for site, summary in sums.items():
-            counts[site] += summary.rows
+
+    def compare_range(
+        lower: chunks.Bound, upper: chunks.Bound, sums: Mapping[str, chunks.Summary] | None
+    ) -> dict[chunks.Key, chunks.Digests]:
         if mixed:
-            diffs = _across_dialects(sources, dialects, sums, lower, upper)
-        else:
-            diffs = chunks.narrow(sources, lower, upper, sums, ask=ask)
-        chunks.merge(diffs, found)
+            return _across_dialects(sources, dialects, sums, lower, upper, ask)
+        return chunks.narrow(sources, lower, upper, sums, ask=ask)
+
+    def report(done: int, total: int) -> None:
         if progress:
-            progress(f"{table}: chunk {n}/{len(ranges)}, {sum(counts.values())} rows read")
-    return counts, chunks.settled(found)
+            progress(f"{table}: chunk {done}/{total} summed at every site")
+
+    return chunks.compare_table(table, sources, chunk_rows, compare_range, ask, report)
 
 
 def _across_dialects(
     sources: Mapping[str, TableSource],
     dialects: Mapping[str, str],
-    sums: Mapping[str, chunks.Summary],
+    sums: Mapping[str, chunks.Summary] | None,
     lower: chunks.Bound,
     upper: chunks.Bound,
+    ask: chunks.Ask,
 ) -> dict[chunks.Key, chunks.Digests]:
     """A range compared between sites of different dialects: their hashes in the database
     are not comparable, so the range's rows are read through Python, once per group of
     sites of one dialect whose sums agree (those hold the same rows)."""
+    if sums is None:
+        sums = ask(sources, chunks.summary_of(lower, upper))
     if all(s.rows == 0 for s in sums.values()):
         return {}
     groups: dict[tuple[str, chunks.Summary], str] = {}

@@ -114,6 +114,10 @@ class TableSource:
     def bounds(self, lower: Bound, upper: Bound, every: int) -> list[Key]:
         return [self._key(r) for r in self._run("verify_chunk_bounds", lower, upper, every=every)]
 
+    def count(self) -> int:
+        ((count,),) = self._run("verify_count", None, None)
+        return int(count)
+
     def summary(self, lower: Bound, upper: Bound) -> Summary:
         ((count, total),) = self._run("verify_chunk_sum", lower, upper)
         return Summary(int(count), int(total or 0) & MASK)

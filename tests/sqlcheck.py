@@ -507,6 +507,7 @@ def verify_statements(dialect: Dialect, info: TableInfo) -> list[str]:
     and sum (no range), then each template over a range (lower, upper]."""
     ctx = {"table": info.table, "info": info}
     return [
+        dialect.render("verify_count", **ctx),
         dialect.render("verify_chunk_bounds", lower=False, upper=False, **ctx),
         dialect.render("verify_chunk_sum", lower=False, upper=False, **ctx),
         *(dialect.render(name, lower=True, upper=True, **ctx) for name in VERIFY_CHUNK),

@@ -263,3 +263,39 @@ def test_a_mixed_federation_finds_a_row_changed_on_mariadb(fresh_topology: Any) 
             1000: {"PARIS": "same", "LONDON": "same", "MADRID": "absent"},
             5: {"PARIS": "same", "LONDON": "differs", "MADRID": "same"},
         }, chunk_rows
+
+
+CODES = "CREATE TABLE codes (code text PRIMARY KEY, label text)"
+
+
+def test_a_site_that_orders_text_keys_otherwise(
+    make_sites: SiteMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MADRID's key column sorts under an ICU collation ('a' < 'B'), the others' under C
+    ('B' < 'a'): the chunks cut from PARIS's keys do not split MADRID's rows, verify sees
+    it and compares the table as one range, without a false difference."""
+    sites = make_sites(CODES, tables={"codes": "lww"})
+    behind_bridges_back(
+        sites["MADRID"], 'ALTER TABLE codes ALTER COLUMN code TYPE text COLLATE "und-x-icu"'
+    )
+    fill = (
+        "INSERT INTO codes SELECT c || n, 'label ' || c || n FROM generate_series(1, 400) AS n, "
+        "unnest(ARRAY['a', 'B', 'c', 'D', 'é']) AS c"
+    )
+    for cfg in sites.values():
+        behind_bridges_back(cfg, fill)
+    for chunk_rows in (10_000, 100, 3):
+        result = verify.compare(sites["PARIS"], peers(sites), ["codes"], chunk_rows=chunk_rows)
+        assert result.ok, (chunk_rows, result.to_json()["tables"]["codes"]["differences"][:3])
+    assert "order its keys differently" in caplog.text  # the chunks were seen not to split
+    behind_bridges_back(
+        sites["MADRID"],
+        "UPDATE codes SET label = 'changed' WHERE code = 'c17'",
+        "DELETE FROM codes WHERE code = 'B200'",
+    )
+    for chunk_rows in (10_000, 100, 3):
+        result = verify.compare(sites["PARIS"], peers(sites), ["codes"], chunk_rows=chunk_rows)
+        assert found(result, "codes") == {
+            "c17": {"PARIS": "same", "LONDON": "same", "MADRID": "differs"},
+            "B200": {"PARIS": "same", "LONDON": "same", "MADRID": "absent"},
+        }, chunk_rows

@@ -37,6 +37,9 @@ class Memory:
         keys = self._in(lower, upper)
         return keys[every - 1 :: every]
 
+    def count(self) -> int:
+        return len(self.keys)
+
     def summary(self, lower: Bound, upper: Bound) -> Summary:
         keys = self._in(lower, upper)
         return Summary(len(keys), sum(self.rows[k] for k in keys) & ((1 << 64) - 1))
@@ -51,11 +54,11 @@ def table(n: int, start: int = 1) -> dict[Key, int]:
 
 def everything(sites: dict[str, Memory], chunk_rows: int) -> dict[Key, chunks.Digests]:
     """What verify does per table: chunks cut from the first site, each narrowed."""
-    first = next(iter(sites.values()))
-    found: dict[Key, chunks.Digests] = {}
-    for lo, hi in chunks.ranges(first.bounds(None, None, chunk_rows)):
-        chunks.merge(chunks.narrow(sites, lo, hi), found)
-    return chunks.settled(found)
+    counts, found = chunks.compare_table(
+        "t", sites, chunk_rows, lambda lo, hi, sums: chunks.narrow(sites, lo, hi, sums)
+    )
+    assert counts == {site: len(s.keys) for site, s in sites.items()}
+    return found
 
 
 def test_ranges_cover_every_key_once() -> None:
@@ -96,8 +99,22 @@ def test_one_difference_in_a_large_chunk_costs_a_few_questions() -> None:
     sites = {"A": Memory(base), "B": Memory(other)}
     found = everything(sites, 100_000)
     assert list(found) == [(54_321,)]
-    # 100,000 rows -> 16 ranges of 6,250 -> 391 -> 25 -> 2 listed: a few dozen questions
+    # 100,000 rows -> 16 ranges of 6,250 -> 16 of 391, listed: a few dozen questions
+    assert sites["B"].asked < 50, sites["B"].asked
+    # and through ranges of at most 64 rows (more levels)
+    for s in sites.values():
+        s.asked = 0
+    found = {}
+    for lo, hi in chunks.ranges(sites["A"].bounds(None, None, 100_000)):
+        found.update(chunks.narrow(sites, lo, hi, leaf_rows=64))
+    assert list(found) == [(54_321,)]
     assert sites["B"].asked < 100, sites["B"].asked
+
+
+def test_a_chunk_that_differs_everywhere_costs_a_few_dozen_questions() -> None:
+    sites = {"A": Memory(table(10_000)), "B": Memory({})}
+    assert len(everything(sites, 10_000)) == 10_000
+    assert sites["B"].asked < 40, sites["B"].asked
 
 
 def test_disjoint_sites_end() -> None:

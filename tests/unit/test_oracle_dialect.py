@@ -214,7 +214,7 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 )
                 for i in tables
             ]
-        elif name == "verify_rows":
+        elif name in ("verify_rows", "verify_count"):
             out += [
                 Rendered(name, i.table.name, split(ORA.render(name, table=i.table, info=i)))
                 for i in tables

@@ -1,3 +1,7 @@
+SELECT COUNT(*) FROM `orders`
+
+-- bridge:next
+
 SELECT b.`region`, b.`id` FROM (SELECT t.`region`, t.`id`, ROW_NUMBER() OVER (ORDER BY t.`region`, t.`id`) AS bridge_n FROM `orders` AS t) AS b WHERE MOD(b.bridge_n, %(every)s) = 0 ORDER BY b.bridge_n
 
 -- bridge:next

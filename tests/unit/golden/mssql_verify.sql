@@ -1,3 +1,6 @@
+SELECT COUNT_BIG(*) FROM [orders];
+GO
+
 SELECT b.[region] AS [region], b.[id] AS [id]
   FROM (SELECT t.[region], t.[id], ROW_NUMBER() OVER (ORDER BY t.[region], t.[id]) AS bridge_n
           FROM [orders] AS t) AS b

@@ -1,3 +1,5 @@
+SELECT pg_catalog.count(*) FROM "orders";
+
 SELECT pg_catalog.to_jsonb(b."id") FROM (SELECT t."id", pg_catalog.row_number() OVER (ORDER BY t."id") AS bridge_n FROM "orders" AS t) AS b WHERE pg_catalog.mod(b.bridge_n, %(every)s) = 0 ORDER BY b.bridge_n;
 
 SELECT pg_catalog.count(*), pg_catalog.sum(('x' || pg_catalog.substr(pg_catalog.md5((pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(t."id"), t."Customer"::text, t."Amount"::text, CASE WHEN NOT pg_catalog.isfinite(t."updated_at") THEN t."updated_at"::text WHEN t."updated_at" < '0001-01-01 00:00:00+00' THEN pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z BC"') ELSE pg_catalog.to_char(t."updated_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END, pg_catalog.translate(pg_catalog.encode(t."blob", 'base64'), E'\n', ''), t."doc"::text, t."legacy"::text, t."tags"::text, pg_catalog.to_jsonb(t."seq")))::text), 1, 16))::bit(64)::bigint) FROM "orders" AS t;
