@@ -413,11 +413,29 @@ def status(ctx: click.Context) -> None:
     metavar="SITE=DATABASE_URL",
     help="Another site's database (repeatable); adds to 'peers' in the config.",
 )
+@_tables_option
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option(
+    "--chunk-rows",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows per chunk compared at once (cut from this site's primary key).",
+)
 @click.pass_context
-def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
-    """Compare the synced tables of this site and its peers: row counts and an
-    order-independent checksum. Exits 1 naming the tables that differ."""
+def verify(
+    ctx: click.Context,
+    peers: tuple[str, ...],
+    tables: tuple[str, ...],
+    as_json: bool,
+    chunk_rows: int,
+) -> None:
+    """Compare the synced tables of this site and its peers, chunk by chunk in the
+    databases, down to the keys whose rows differ. Exits 1 when any row differs."""
+    import json
+
     from bridge import verify as verify_mod
+    from bridge import verify_report
 
     def go() -> None:
         cfg = _load(ctx)
@@ -429,16 +447,24 @@ def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
             others[name.strip().upper()] = url.strip()
         if not others:
             raise click.UsageError("no peers to compare with: give --peer SITE=URL or 'peers'")
-        sums, differing = verify_mod.verify(
-            cfg, others, progress=lambda s: click.echo(f"reading {s} ...", err=True)
+        progress = verify_report.Throttled(lambda line: click.echo(line, err=True))
+        result = verify_mod.compare(
+            cfg, others, list(tables) or None, chunk_rows=chunk_rows, progress=progress
         )
-        for table in [t.name for t in cfg.tables]:
-            for site, tables in sums.items():
-                s = tables[table]
-                click.echo(f"{table:16} {site:10} rows={s.rows:<10} checksum={s.checksum:016x}")
-        if differing:
-            raise click.ClickException(f"sites differ on table(s): {', '.join(differing)}")
-        click.echo(f"OK: {len(sums)} sites hold the same rows in {len(cfg.tables)} table(s)")
+        if as_json:
+            click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+            if not result.ok:
+                ctx.exit(1)
+            return
+        for line in verify_report.lines(result):
+            click.echo(line)
+        if not result.ok:
+            raise click.ClickException(
+                f"sites differ on table(s): {', '.join(result.differing_tables())}"
+            )
+        click.echo(
+            f"OK: {len(result.sites)} sites hold the same rows in {len(result.rows)} table(s)"
+        )
 
     _run(go)
 

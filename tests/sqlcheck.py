@@ -257,6 +257,21 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))
+        elif name.startswith("verify_chunk"):
+            # a key range (lower, upper] with either end open, as bridge/verify_sites.py
+            # renders it
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        dialect.render(name, table=i.table, info=i, lower=lower, upper=upper)
+                        for lower in (False, True)
+                        for upper in (False, True)
+                    ),
+                )
+                for i in infos
+            ]
         elif name in bulk.TEMPLATES:
             # the set-based apply, as bridge/bulk.py renders it: not for a DEFERRABLE key
             out += [
@@ -507,3 +522,18 @@ def is_plpgsql_function(statement: str) -> bool:
     return head.startswith(("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")) and bool(
         dollar_bodies(statement)
     )
+
+
+VERIFY_CHUNK = ("verify_chunk_bounds", "verify_chunk_sum", "verify_chunk_keys", "verify_chunk_rows")
+
+
+def verify_statements(dialect: Dialect, info: TableInfo) -> list[str]:
+    """`bridge verify`'s statements for the golden files: the whole table's chunk bounds
+    and sum (no range), then each template over a range (lower, upper]."""
+    ctx = {"table": info.table, "info": info}
+    return [
+        dialect.render("verify_count", **ctx),
+        dialect.render("verify_chunk_bounds", lower=False, upper=False, **ctx),
+        dialect.render("verify_chunk_sum", lower=False, upper=False, **ctx),
+        *(dialect.render(name, lower=True, upper=True, **ctx) for name in VERIFY_CHUNK),
+    ]

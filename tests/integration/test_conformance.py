@@ -52,6 +52,8 @@ def verified(fed: dict[str, Any]) -> None:
     peers = {s: c.database_url for s, c in fed.items() if s != "PARIS"}
     sums, differing = verify.verify(fed["PARIS"], peers)
     assert differing == [], sums
+    compared = verify.compare(fed["PARIS"], peers, chunk_rows=3)
+    assert compared.ok, compared.to_json()
 
 
 def event(site: str, op: str, key: int, ts: dt.datetime, **row: Any) -> Event:

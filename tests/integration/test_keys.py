@@ -68,6 +68,8 @@ def settled(sites: dict[str, Config], expected: dict[str, list[tuple[Any, ...]]]
     peers = {c.site: c.database_url for c in cfgs if c.site != "PARIS"}
     sums, differing = verify.verify(sites["PARIS"], peers)
     assert differing == [], sums
+    compared = verify.compare(sites["PARIS"], peers, chunk_rows=2)  # text and composite keys
+    assert compared.ok, compared.to_json()
     for cfg in cfgs:
         assert sql(db_of(cfg), "SELECT reason FROM bridge_conflicts") == [], cfg.site
 

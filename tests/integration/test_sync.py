@@ -34,6 +34,8 @@ def assert_verified(sites):
     peers = {c.site: c.database_url for c in sites.values() if c.site != PARIS}
     sums, differing = verify.verify(sites["PARIS"], peers)
     assert differing == [], sums
+    compared = verify.compare(sites["PARIS"], peers, chunk_rows=3)
+    assert compared.ok, compared.to_json()
 
 
 def test_insert_update_delete_at_each_site_converge(sites):

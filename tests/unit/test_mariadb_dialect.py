@@ -93,6 +93,11 @@ def test_apply_golden() -> None:
     check_golden("mariadb_apply.sql", "\n\n-- bridge:next\n\n".join(statements) + "\n")
 
 
+def test_verify_chunk_golden() -> None:
+    statements = sqlcheck.verify_statements(MARIA, orders())
+    check_golden("mariadb_verify.sql", "\n\n-- bridge:next\n\n".join(statements) + "\n")
+
+
 def shapes() -> list[TableInfo]:
     return [s.info(MARIA) for s in sqlcheck.SHAPES]
 

@@ -155,6 +155,10 @@ def test_apply_statements_golden() -> None:
     check_golden("mssql_apply.sql", printed(apply_statements(orders_info())))
 
 
+def test_verify_chunk_golden() -> None:
+    check_golden("mssql_verify.sql", printed(sqlcheck.verify_statements(MS, orders_info())))
+
+
 def test_the_golden_table_is_what_the_brief_asks_for() -> None:
     info = orders_info()
     assert [c.name for c in info.pk] == ["region", "id"]

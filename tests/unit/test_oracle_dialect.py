@@ -129,6 +129,10 @@ def test_apply_golden() -> None:
     check_golden("oracle_apply.sql", printed(statements))
 
 
+def test_verify_chunk_golden() -> None:
+    check_golden("oracle_verify.sql", printed(sqlcheck.verify_statements(ORA, orders_info())))
+
+
 # --- every template, every statement ---------------------------------------------------------
 
 
@@ -221,9 +225,25 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 )
                 for i in tables
             ]
-        elif name == "verify_rows":
+        elif name in ("verify_rows", "verify_count"):
             out += [
                 Rendered(name, i.table.name, split(ORA.render(name, table=i.table, info=i)))
+                for i in tables
+            ]
+        elif name.startswith("verify_chunk"):
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        s
+                        for lower in (False, True)
+                        for upper in (False, True)
+                        for s in split(
+                            ORA.render(name, table=i.table, info=i, lower=lower, upper=upper)
+                        )
+                    ),
+                )
                 for i in tables
             ]
         else:

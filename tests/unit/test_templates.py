@@ -128,6 +128,10 @@ def test_apply_and_verify_begin_golden() -> None:
     check_golden("postgresql_begin.sql", text)
 
 
+def test_verify_chunk_golden() -> None:
+    check_golden("postgresql_verify.sql", script(sqlcheck.verify_statements(PG, orders_info())))
+
+
 def test_golden_shape_is_the_shared_orders_shape() -> None:
     """The server test runs the `orders` shape: it must be the golden files' table."""
     assert SHAPES[0].info(PG) == orders_info()
