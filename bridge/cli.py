@@ -3,6 +3,7 @@ calls one library function and reports; nothing else lives here."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -574,6 +575,101 @@ def replay(
         )
 
     _run(go)
+
+
+@main.command()
+@click.option(
+    "--site",
+    "targets",
+    multiple=True,
+    metavar="SITE",
+    help="Repair only this site (repeatable; default: every site that differs).",
+)
+@click.option(
+    "--table", "tables", multiple=True, metavar="TABLE", help="Only this table (repeatable)."
+)
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="SITE=URL",
+    help="Another site's database (repeatable; adds to 'peers').",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be sent where; send nothing.")
+@click.option(
+    "--wait",
+    default=120.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds to wait for the sites to apply the repair events, then verify again "
+    "(0: do not wait).",
+)
+@click.pass_context
+def repair(
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    tables: tuple[str, ...],
+    peers: tuple[str, ...],
+    dry_run: bool,
+    wait: float,
+) -> None:
+    """Bring the rows `bridge verify` finds different back to their winning version,
+    through the sites' queues (run at the archive site, with every site in 'peers').
+    Exits 1 if rows still differ at the end."""
+    from bridge import repair as repair_mod
+
+    def go() -> None:
+        cfg = _load(ctx)
+        report = repair_mod.run(
+            cfg,
+            _peer_urls(cfg, peers),
+            sites=[t.strip().upper() for t in targets],
+            tables=list(tables) or None,
+            dry_run=dry_run,
+            wait=wait,
+        )
+        if report.before.ok:
+            click.echo(f"nothing to repair: {len(report.before.sites)} sites hold the same rows")
+            return
+        for f in report.plan.fixes:
+            click.echo(
+                f"{f.site:10} {f.event.table} {json.dumps(f.event.key)} <- {f.event.op} "
+                f"of {f.event.timestamp_text} {f.event.origin} (from {f.source})"
+            )
+        for table, key, why in report.plan.busy:
+            click.echo(f"{'-':10} {table} {json.dumps(key)} skipped: {why}; run repair again")
+        per_site = ", ".join(f"{n} to {s}" for s, n in sorted(report.plan.per_site().items()))
+        if dry_run:
+            click.echo(f"would send {len(report.plan.fixes)} repair event(s): {per_site or 'none'}")
+            return
+        click.echo(f"sent {report.sent} repair event(s): {per_site or 'none'}")
+        if report.unapplied:
+            raise click.ClickException(
+                f"{len(report.unapplied)} repair event(s) not applied within {wait:.0f} s "
+                "(is bridge run up at those sites?); run bridge verify later"
+            )
+        if report.after is not None and not report.after.ok:
+            raise click.ClickException(
+                f"rows still differ in {', '.join(report.after.differing_tables())}: they "
+                "changed meanwhile, or a repair event lost to a newer change; run repair again"
+            )
+        if report.after is not None:
+            click.echo("verify: every site now holds the same rows")
+        elif report.plan.busy:
+            raise click.ClickException(f"{len(report.plan.busy)} key(s) left: run repair again")
+
+    _run(go)
+
+
+def _peer_urls(cfg: config_mod.Config, peers: tuple[str, ...]) -> dict[str, str]:
+    """'peers' of the configuration, and --peer SITE=URL on top."""
+    others = dict(cfg.peers)
+    for p in peers:
+        name, sep, url = p.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
+        others[name.strip().upper()] = url.strip()
+    return others
 
 
 @main.group("dlq")
