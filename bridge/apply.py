@@ -217,6 +217,40 @@ class Applier:
         if self.conn is not None:
             self.conn.close()
 
+    def write_copied(self, copied: Sequence[Event], then: tuple[str, dict[str, Any]]) -> None:
+        """Write rows copied from another site's snapshot (bridge/bootstrap.py): an insert
+        event is a row to write, a delete event a tombstone to keep, each stamped with the
+        version (timestamp, origin) the row has there, its id the version's event id (''
+        for none). One transaction marked as bridge's own (the capture does not take it),
+        with `then` (a statement and its parameters: how far the copy got) in it too, so
+        what is recorded as copied is what was committed. Nothing is decided on: a site
+        being bootstrapped has no other writer of its synced tables yet (its bridge is not
+        running); a row already here is overwritten, a newer version kept."""
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            self._begin(cur)
+            runs: list[tuple[str, list[dict[str, Any]]]] = []  # a statement, its rows
+            for event in copied:
+                _table, info, stmts = self.tables[event.table]
+                params = self._params(info, event)
+                params.update(self._version_params(event), id=event.id or None)
+                if event.op == "delete":
+                    statement = stmts.tombstone
+                else:
+                    statement = self._write(event, params, new_row=False)
+                if runs and runs[-1][0] == statement:
+                    runs[-1][1].append(params)
+                else:
+                    runs.append((statement, [params]))
+            for statement, rows in runs:
+                if hasattr(cur, "executemany"):  # psycopg: pipelined, one round trip
+                    cur.executemany(statement, rows)
+                else:
+                    for params in rows:
+                        cur.execute(statement, params)
+            cur.execute(*then)
+
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
         """Apply events in one transaction. Raises DatabaseError if the database is gone
         (nothing of the batch is then committed: retry it after reconnect()).

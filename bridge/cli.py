@@ -37,6 +37,27 @@ def _table_names(cfg: config_mod.Config, tables: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _peers(cfg: config_mod.Config, peers: tuple[str, ...]) -> dict[str, str]:
+    """The other sites' database URLs: 'peers' in the config, then each --peer."""
+    others = dict(cfg.peers)
+    for p in peers:
+        name, sep, url = p.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
+        others[name.strip().upper()] = url.strip()
+    return others
+
+
+def _peer_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--peer",
+        "peers",
+        multiple=True,
+        metavar="SITE=DATABASE_URL",
+        help="Another site's database (repeatable); adds to 'peers' in the config.",
+    )(f)
+
+
 def _run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -406,13 +427,7 @@ def status(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option(
-    "--peer",
-    "peers",
-    multiple=True,
-    metavar="SITE=DATABASE_URL",
-    help="Another site's database (repeatable); adds to 'peers' in the config.",
-)
+@_peer_option
 @click.pass_context
 def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
     """Compare the synced tables of this site and its peers: row counts and an
@@ -421,12 +436,7 @@ def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
 
     def go() -> None:
         cfg = _load(ctx)
-        others = dict(cfg.peers)
-        for p in peers:
-            name, sep, url = p.partition("=")
-            if not sep:
-                raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
-            others[name.strip().upper()] = url.strip()
+        others = _peers(cfg, peers)
         if not others:
             raise click.UsageError("no peers to compare with: give --peer SITE=URL or 'peers'")
         sums, differing = verify_mod.verify(
@@ -439,6 +449,84 @@ def verify(ctx: click.Context, peers: tuple[str, ...]) -> None:
         if differing:
             raise click.ClickException(f"sites differ on table(s): {', '.join(differing)}")
         click.echo(f"OK: {len(sums)} sites hold the same rows in {len(cfg.tables)} table(s)")
+
+    _run(go)
+
+
+@main.command()
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="SITE",
+    help="The site to copy from; its database URL comes from 'peers' or --peer.",
+)
+@_peer_option
+@click.option(
+    "--chunk-rows",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rows copied per transaction (and per progress record).",
+)
+@click.option(
+    "--settle",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds given to the source's consumer to commit what it was delivered, once "
+    "its queue has no message waiting.",
+)
+@click.option(
+    "--wait",
+    "drain_timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to wait for the source's queue to have no message waiting.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Copy into synced tables that hold rows (rows of the same key are overwritten "
+    "by the source's; others stay), or copy again after a finished bootstrap.",
+)
+@click.pass_context
+def bootstrap(
+    ctx: click.Context,
+    source: str,
+    peers: tuple[str, ...],
+    chunk_rows: int,
+    settle: float,
+    drain_timeout: float,
+    force: bool,
+) -> None:
+    """Fill this new, empty site from SITE: run with the new site's configuration, after
+    adding it to 'sites', `bridge topology apply` (as admin), `bridge init` and
+    `bridge install-triggers` here. Resumes where a killed run stopped. Then start
+    `bridge run` here."""
+    from bridge import bootstrap as bootstrap_mod
+    from bridge.meter import Meter
+
+    def go() -> None:
+        cfg = _load(ctx)
+        name = source.strip().upper()
+        url = _peers(cfg, peers).get(name)
+        if url is None:
+            raise click.UsageError(f"no database URL for {name}: give --peer {name}=URL or 'peers'")
+        report = bootstrap_mod.bootstrap(
+            cfg,
+            name,
+            url,
+            chunk_rows=chunk_rows,
+            force=force,
+            settle=settle,
+            drain_timeout=drain_timeout,
+            say=lambda line: click.echo(line, err=True),
+            meter=lambda label, total: Meter(label, total, sys.stderr),
+        )
+        for line in bootstrap_mod.describe(report):
+            click.echo(line)
 
     _run(go)
 
