@@ -219,7 +219,8 @@ class Applier:
 
     def write_copied(self, copied: Sequence[Event], then: tuple[str, dict[str, Any]]) -> None:
         """Write rows copied from another site's snapshot (bridge/bootstrap.py): an insert
-        event is a row to write, a delete event a tombstone to keep, each stamped with the
+        event is a row to write, a delete event a tombstone to keep (and a row of its key
+        to remove), each stamped with the
         version (timestamp, origin) the row has there, its id the version's event id (''
         for none). One transaction marked as bridge's own (the capture does not take it),
         with `then` (a statement and its parameters: how far the copy got) in it too, so
@@ -236,7 +237,8 @@ class Applier:
                 params = self._params(info, event)
                 params.update(self._version_params(event), id=event.id or None)
                 if event.op == "delete":
-                    statement = stmts.tombstone
+                    # a row copied by an earlier run, from an older snapshot, goes too
+                    statement = stmts.delete
                 else:
                     statement = self._write(event, params, new_row=False)
                 if runs and runs[-1][0] == statement:
