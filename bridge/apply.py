@@ -231,26 +231,30 @@ class Applier:
             self.reconnect()
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
-            runs: list[tuple[str, list[dict[str, Any]]]] = []  # a statement, its rows
+            runs: list[tuple[str, list[tuple[Event, dict[str, Any]]]]] = []  # statement, rows
             for event in copied:
                 _table, info, stmts = self.tables[event.table]
                 params = self._params(info, event)
-                params.update(self._version_params(event), id=event.id or None)
+                params.update(self._version_params(event))
                 if event.op == "delete":
                     # a row copied by an earlier run, from an older snapshot, goes too
                     statement = stmts.delete
                 else:
                     statement = self._write(event, params, new_row=False)
                 if runs and runs[-1][0] == statement:
-                    runs[-1][1].append(params)
+                    runs[-1][1].append((event, params))
                 else:
-                    runs.append((statement, [params]))
+                    runs.append((statement, [(event, params)]))
             for statement, rows in runs:
-                if hasattr(cur, "executemany"):  # psycopg: pipelined, one round trip
-                    cur.executemany(statement, rows)
-                else:
-                    for params in rows:
-                        cur.execute(statement, params)
+                first = rows[0][0]
+                if (
+                    self.dialect.set_based_apply
+                    and first.op != "delete"
+                    and self._bulk.copy(cur, first.table, rows)
+                ):
+                    continue
+                for _event, params in rows:
+                    cur.execute(statement, {**params, "id": params["id"] or None})
             cur.execute(*then)
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
