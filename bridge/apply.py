@@ -220,9 +220,11 @@ class Applier:
     def write_copied(self, copied: Sequence[Event], then: tuple[str, dict[str, Any]]) -> None:
         """Write rows copied from another site's snapshot (bridge/bootstrap.py): an insert
         event is a row to write, a delete event a tombstone to keep (and a row of its key
-        to remove), each stamped with the
-        version (timestamp, origin) the row has there, its id the version's event id (''
-        for none). One transaction marked as bridge's own (the capture does not take it),
+        to remove), each stamped with the version (timestamp, origin) the row has there,
+        its id the version's event id ('' for none). Set-based where the dialect can (one
+        statement per chunk), else row by row through the applier's statements (an update
+        writes the version with the row; an insert does not: the tombstone's statement,
+        with deleted false, records it). One transaction marked as bridge's own (the capture does not take it),
         with `then` (a statement and its parameters: how far the copy got) in it too, so
         what is recorded as copied is what was committed. Nothing is decided on: a site
         being bootstrapped has no other writer of its synced tables yet (its bridge is not
@@ -231,30 +233,28 @@ class Applier:
             self.reconnect()
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
-            runs: list[tuple[str, list[tuple[Event, dict[str, Any]]]]] = []  # statement, rows
+            rows: dict[str, list[tuple[Event, dict[str, Any]]]] = {}  # per table
             for event in copied:
                 _table, info, stmts = self.tables[event.table]
                 params = self._params(info, event)
-                params.update(self._version_params(event))
+                params.update(self._version_params(event), id=event.id or None)
                 if event.op == "delete":
                     # a row copied by an earlier run, from an older snapshot, goes too
-                    statement = stmts.delete
+                    cur.execute(stmts.delete, params)
                 else:
-                    statement = self._write(event, params, new_row=False)
-                if runs and runs[-1][0] == statement:
-                    runs[-1][1].append((event, params))
-                else:
-                    runs.append((statement, [(event, params)]))
-            for statement, rows in runs:
-                first = rows[0][0]
-                if (
-                    self.dialect.set_based_apply
-                    and first.op != "delete"
-                    and self._bulk.copy(cur, first.table, rows)
-                ):
+                    rows.setdefault(event.table, []).append((event, params))
+            for table, group in rows.items():
+                if self.dialect.set_based_apply and self._bulk.copy(cur, table, group):
                     continue
-                for _event, params in rows:
-                    cur.execute(statement, {**params, "id": params["id"] or None})
+                stmts = self.tables[table][2]
+                for event, params in group:
+                    cur.execute(stmts.lock, params)
+                    if cur.fetchone()[1]:  # there: overwritten, with its version
+                        cur.execute(self._write(event, params, new_row=False), params)
+                    else:  # absent: inserted, then its version (a tombstone's statement)
+                        cur.execute(self._write(event, params, new_row=True), params)
+                        cur.fetchone()
+                        cur.execute(stmts.tombstone, params)
             cur.execute(*then)
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:

@@ -51,7 +51,10 @@ log = logging.getLogger(__name__)
 
 META_KEY = "bootstrap"
 UNVERSIONED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # the version of a row without one
-SUPPORTED = ("postgresql",)  # dialects with bootstrap_* templates, as source and as target
+# dialects with the templates bootstrap reads a source with (bootstrap_begin, _rows,
+# _tombstones), and with those it writes a new site with (bootstrap_any, meta_put)
+SOURCES = ("postgresql",)
+TARGETS = ("postgresql", "mariadb")
 POLL = 0.2  # seconds between looks at the source's queue
 
 
@@ -89,12 +92,11 @@ class Report:
         return sum(self.rows.values())
 
 
-def _supported(dialect: Dialect, role: str) -> None:
-    if dialect.name not in SUPPORTED:
+def _supported(dialect: Dialect, role: str, supported: tuple[str, ...]) -> None:
+    if dialect.name not in supported:
         raise RefusedError(
             f"bridge bootstrap does not support {dialect.title} as the {role} site yet "
-            f"(only {', '.join(SUPPORTED)}): copy the tables by hand in the bridge's marked "
-            "session, or bootstrap from a PostgreSQL site"
+            f"(only {', '.join(supported)}): bootstrap from a PostgreSQL site"
         )
 
 
@@ -189,8 +191,8 @@ def bootstrap(
         raise RefusedError(f"--from {source} is this site: name another site to copy from")
     dialect = for_url(config.database_url)
     src_dialect = for_url(source_url)
-    _supported(dialect, "new")
-    _supported(src_dialect, "source")
+    _supported(dialect, "new", TARGETS)
+    _supported(src_dialect, "source", SOURCES)
     tables = [t.name for t in config.tables]
     started = time.monotonic()
     check_queue(config)

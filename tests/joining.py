@@ -15,6 +15,7 @@ import pytest
 
 from bridge import config as config_mod
 from bridge import topology, verify
+from tests import dbs
 from tests.conftest import (
     AMQP_ADMIN,
     ARCHIVE,
@@ -68,11 +69,18 @@ def apply_four_site_topology() -> None:
     _admin(lambda ch: topology.apply(ch, FOUR, ARCHIVE))
 
 
-def make_rome(request: pytest.FixtureRequest, ddl: str, **over: Any) -> config_mod.Config:
-    """ROME's database with `ddl`, bridge initialised and capturing (empty tables)."""
+def make_rome(
+    request: pytest.FixtureRequest, ddl: str, dialect: str = "postgresql", **over: Any
+) -> config_mod.Config:
+    """ROME's database on `dialect` with `ddl`, bridge initialised and capturing (empty
+    tables)."""
     prefix = DB_PREFIX + request.node.name.replace("[", "_").replace("]", "")[:30].lower()
     db = f"{prefix}_rome"
-    create_site_db(db, ddl)
+    if dialect == "postgresql":
+        create_site_db(db, ddl)
+    else:
+        dbs.create(dialect, db, ddl)
+        over["database_url"] = dbs.url(dialect, db)
     cfg = make_config(ROME, db, sites=list(FOUR), **over)
     setup_site(cfg)
     return cfg

@@ -7,7 +7,9 @@ import pytest
 
 from bridge import bootstrap
 from bridge.errors import RefusedError
+from tests import dbs
 from tests.conftest import ORDERS_DDL, converged, db_of, outbox_empty, running, sql, wait_for
+from tests.federation import same_rows
 from tests.joining import (
     Writers,
     apply_four_site_topology,
@@ -89,3 +91,33 @@ def test_refuses_a_site_with_rows_unless_forced(sites, rome_user, request):  # n
     report = bootstrap.bootstrap(rome, paris.site, paris.database_url, settle=0, force=True)
     assert report.rows["orders"] == 100
     assert sql(db_of(rome), "SELECT customer FROM orders WHERE id = 7") == [("seed",)]
+
+
+def test_a_mariadb_site_joins_from_postgresql(make_sites, rome_user, request):  # noqa: F811
+    """PostgreSQL -> MariaDB: values cross as the applier writes them (bridge/codec.py)."""
+    drop_rome_queue()
+    sites = make_sites(dbs.ORDERS["postgresql"])
+    cfgs = list(sites.values())
+    paris, london = sites["PARIS"], sites["LONDON"]
+    rome = make_rome(request, dbs.ORDERS["mariadb"], dialect="mariadb")
+    sql(
+        db_of(paris),
+        "INSERT INTO orders (id, customer, amount, note, updated_at, data) "
+        "SELECT i, 'c' || i, i * 1.25, CASE WHEN i % 3 = 0 THEN NULL ELSE 'é ' || i END, "
+        "timestamptz '2026-01-01 12:00:00.123456Z' + i * interval '1 second', "
+        "decode(md5(i::text), 'hex') FROM generate_series(1, 1000) AS i",
+    )
+    with running(*cfgs):
+        wait_for(lambda: converged(cfgs), 60, "the seed at every site")
+        sql(db_of(london), "DELETE FROM orders WHERE id <= 20")
+        wait_for(lambda: tombstones(paris) >= 20, 60, "LONDON's deletes applied at PARIS")
+        apply_four_site_topology()
+        report = bootstrap.bootstrap(rome, paris.site, paris.database_url, chunk_rows=300)
+        assert report.rows["orders"] == 980 and report.tombstones["orders"] >= 20
+        sql(db_of(london), "UPDATE orders SET note = 'later' WHERE id BETWEEN 21 AND 40")
+        sql(db_of(london), "DELETE FROM orders WHERE id BETWEEN 41 AND 45")
+        with running(rome):
+            everyone = [*cfgs, rome]
+            wait_for(lambda: same_rows(everyone), 120, "all four sites holding the same rows")
+            wait_for(lambda: all(outbox_empty(c) for c in cfgs), 60, "outboxes empty")
+    assert verified([rome, *cfgs]) == []
