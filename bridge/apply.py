@@ -224,11 +224,12 @@ class Applier:
         its id the version's event id ('' for none). Set-based where the dialect can (one
         statement per chunk), else row by row through the applier's statements (an update
         writes the version with the row; an insert does not: the tombstone's statement,
-        with deleted false, records it). One transaction marked as bridge's own (the capture does not take it),
-        with `then` (a statement and its parameters: how far the copy got) in it too, so
-        what is recorded as copied is what was committed. Nothing is decided on: a site
-        being bootstrapped has no other writer of its synced tables yet (its bridge is not
-        running); a row already here is overwritten, a newer version kept."""
+        with deleted false, records it). One transaction marked as bridge's own (the
+        capture does not take it), with `then` (a statement and its parameters: how far
+        the copy got) in it too, so what is recorded as copied is what was committed.
+        Nothing is decided on: a site being bootstrapped has no other writer of its synced
+        tables yet (its bridge is not running); a row already here is overwritten, a
+        newer version kept."""
         if self.conn is None or self.conn.closed:
             self.reconnect()
         with self.conn.transaction(), self.conn.cursor() as cur:

@@ -9,7 +9,8 @@
    commits a batch before it acknowledges it; `settle` seconds more let it commit what it
    held (with no consumer on the queue, nothing is held: no wait). The snapshot is taken
    after that, so it holds every change published before the new queue existed.
-2. The synced tables are copied from the source in one snapshot (REPEATABLE READ), chunk
+2. The synced tables are copied from the source in one snapshot (REPEATABLE READ, set for
+   the source connection's session by bootstrap_begin), chunk
    by chunk in primary-key order, each chunk written here in one transaction marked as
    bridge's own (the capture does not take it) through the applier's own statements,
    every row stamped with the version it has at the source (its last applied change, or a
@@ -53,7 +54,7 @@ META_KEY = "bootstrap"
 UNVERSIONED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # the version of a row without one
 # dialects with the templates bootstrap reads a source with (bootstrap_begin, _rows,
 # _tombstones), and with those it writes a new site with (bootstrap_any, meta_put)
-SOURCES = ("postgresql",)
+SOURCES = ("postgresql", "mariadb")
 TARGETS = ("postgresql", "mariadb")
 POLL = 0.2  # seconds between looks at the source's queue
 
@@ -96,7 +97,8 @@ def _supported(dialect: Dialect, role: str, supported: tuple[str, ...]) -> None:
     if dialect.name not in supported:
         raise RefusedError(
             f"bridge bootstrap does not support {dialect.title} as the {role} site yet "
-            f"(only {', '.join(supported)}): bootstrap from a PostgreSQL site"
+            f"(only {', '.join(supported)}: its templates for {dialect.title} have never "
+            "run against a server)"
         )
 
 
@@ -262,9 +264,9 @@ def _copy(
     except src_dialect.errors.any as exc:
         raise DatabaseError(f"cannot connect to the source site's database: {exc}") from None
     try:
+        for statement in src_dialect.statements("bootstrap_begin"):
+            src.execute(statement)  # session settings: the transaction below is a snapshot
         with src.transaction():
-            for statement in src_dialect.statements("bootstrap_begin"):
-                src.execute(statement)
             for table in tables:
                 if table in state.done:
                     report.skipped.append(table)

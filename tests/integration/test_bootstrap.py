@@ -9,7 +9,7 @@ from bridge import bootstrap
 from bridge.errors import RefusedError
 from tests import dbs
 from tests.conftest import ORDERS_DDL, converged, db_of, outbox_empty, running, sql, wait_for
-from tests.federation import same_rows
+from tests.federation import make_federation, same_rows
 from tests.joining import (
     Writers,
     apply_four_site_topology,
@@ -120,4 +120,34 @@ def test_a_mariadb_site_joins_from_postgresql(make_sites, rome_user, request):  
             everyone = [*cfgs, rome]
             wait_for(lambda: same_rows(everyone), 120, "all four sites holding the same rows")
             wait_for(lambda: all(outbox_empty(c) for c in cfgs), 60, "outboxes empty")
+    assert verified([rome, *cfgs]) == []
+
+
+def test_a_postgresql_site_joins_from_mariadb(fresh_topology, rome_user, request):  # noqa: F811
+    """MariaDB -> PostgreSQL: LONDON (MariaDB) is the source."""
+    drop_rome_queue()
+    sites = make_federation("bootfrommaria", "mariadb")
+    cfgs = list(sites.values())
+    paris, london = sites["PARIS"], sites["LONDON"]
+    rome = make_rome(request, dbs.ORDERS["postgresql"])
+    dbs.sql(
+        "mariadb",
+        db_of(london),
+        "INSERT INTO orders (id, customer, amount, note, updated_at, data) "
+        "SELECT seq, CONCAT('c', seq), seq * 1.25, IF(seq % 3 = 0, NULL, CONCAT('é ', seq)), "
+        "TIMESTAMP'2026-01-01 12:00:00.123456' + INTERVAL seq SECOND, UNHEX(MD5(seq)) "
+        "FROM seq_1_to_1000",
+    )
+    with running(*cfgs):
+        wait_for(lambda: same_rows(cfgs), 60, "the seed at every site")
+        sql(db_of(paris), "DELETE FROM orders WHERE id <= 20")
+        wait_for(lambda: same_rows(cfgs), 60, "PARIS's deletes applied at LONDON")
+        apply_four_site_topology()
+        report = bootstrap.bootstrap(rome, london.site, london.database_url, chunk_rows=300)
+        assert report.rows["orders"] == 980 and report.tombstones["orders"] >= 20
+        sql(db_of(paris), "UPDATE orders SET note = 'later' WHERE id BETWEEN 21 AND 40")
+        sql(db_of(paris), "DELETE FROM orders WHERE id BETWEEN 41 AND 45")
+        with running(rome):
+            everyone = [*cfgs, rome]
+            wait_for(lambda: same_rows(everyone), 120, "all four sites holding the same rows")
     assert verified([rome, *cfgs]) == []

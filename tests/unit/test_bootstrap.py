@@ -32,7 +32,7 @@ def config(url: str):
         ("mssql+pyodbc://sa:x@localhost/db", PG, "SQL Server as the new site"),
         ("oracle+oracledb://u:x@localhost/db", PG, "Oracle as the new site"),
         (PG, "mssql+pyodbc://sa:x@localhost/db", "SQL Server as the source site"),
-        (PG, "mysql+pymysql://root@127.0.0.1/paris", "as the source site"),
+        (PG, "oracle+oracledb://u:x@localhost/db", "Oracle as the source site"),
     ],
 )
 def test_unsupported_dialects_are_refused_before_anything_runs(new, source, named) -> None:
