@@ -208,7 +208,7 @@ def bootstrap(
                 f"site {config.site} was bootstrapped from {state.source} already; "
                 "`bridge bootstrap --force` copies again (rows here are overwritten)"
             )
-        if state is not None and not state.finished and state.source != source:
+        if state is not None and not state.finished and state.source != source and not force:
             raise RefusedError(
                 f"an unfinished bootstrap from {state.source} is recorded here: finish it "
                 f"with --from {state.source}, or start again with --force"
@@ -223,6 +223,8 @@ def bootstrap(
                 )
             say(f"waiting until {source} has applied what was published before {config.queue}")
             wait_drained(config, source, settle, drain_timeout, say)
+            # recorded only now: a run killed after this resumes without waiting again,
+            # rightly (what this wait guarantees holds for every later snapshot)
             state = State(source)
             applier.conn.execute(*_put(dialect, state))
         else:
