@@ -219,6 +219,47 @@ class Applier:
         if self.conn is not None:
             self.conn.close()
 
+    def write_copied(self, copied: Sequence[Event], then: tuple[str, dict[str, Any]]) -> None:
+        """Write rows copied from another site's snapshot (bridge/bootstrap.py): an insert
+        event is a row to write, a delete event a tombstone to keep (and a row of its key
+        to remove), each stamped with the version (timestamp, origin) the row has there,
+        its id the version's event id ('' for none). Set-based where the dialect can (one
+        statement per chunk), else row by row through the applier's statements (an update
+        writes the version with the row; an insert does not: the tombstone's statement,
+        with deleted false, records it). One transaction marked as bridge's own (the
+        capture does not take it), with `then` (a statement and its parameters: how far
+        the copy got) in it too, so what is recorded as copied is what was committed.
+        Nothing is decided on: a site being bootstrapped has no other writer of its synced
+        tables yet (its bridge is not running); a row already here is overwritten, a
+        newer version kept."""
+        if self.conn is None or self.conn.closed:
+            self.reconnect()
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            self._begin(cur)
+            rows: dict[str, list[tuple[Event, dict[str, Any]]]] = {}  # per table
+            for event in copied:
+                _table, info, stmts = self.tables[event.table]
+                params = self._params(info, event)
+                params.update(self._version_params(event), id=event.id or None)
+                if event.op == "delete":
+                    # a row copied by an earlier run, from an older snapshot, goes too
+                    cur.execute(stmts.delete, params)
+                else:
+                    rows.setdefault(event.table, []).append((event, params))
+            for table, group in rows.items():
+                if self.dialect.set_based_apply and self._bulk.copy(cur, table, group):
+                    continue
+                stmts = self.tables[table][2]
+                for event, params in group:
+                    cur.execute(stmts.lock, params)
+                    if cur.fetchone()[1]:  # there: overwritten, with its version
+                        cur.execute(self._write(event, params, new_row=False), params)
+                    else:  # absent: inserted, then its version (a tombstone's statement)
+                        cur.execute(self._write(event, params, new_row=True), params)
+                        cur.fetchone()
+                        cur.execute(stmts.tombstone, params)
+            cur.execute(*then)
+
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]:
         """Apply events in one transaction. Raises DatabaseError if the database is gone
         (nothing of the batch is then committed: retry it after reconnect()).

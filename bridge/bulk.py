@@ -158,6 +158,21 @@ class Bulk:
             return None
         return _Item(index, event, params, key, a.config.site)
 
+    def copy(self, cur: Any, table: str, rows: list[tuple[Event, dict[str, Any]]]) -> bool:
+        """Write rows copied from another site (Applier.write_copied), each with its
+        version, in one statement (apply_write_many); False, with nothing written, where
+        they cannot be (a DEFERRABLE key, a value in its JSON form, rows carrying different
+        columns): the caller writes them one by one."""
+        info = self.a.tables[table][1]
+        if info.pk_deferrable or len({frozenset(p) for _, p in rows}) > 1:
+            return False
+        if any(isinstance(v, Jsonb) for _, p in rows for v in p.values()):
+            return False
+        site = self.a.config.site
+        items = [_Item(n, e, p, p["key"], site) for n, (e, p) in enumerate(rows)]
+        self._write(cur, table, items, new_row=False)
+        return True
+
     # -- one run --------------------------------------------------------------------------
     def _run(self, cur: Any, run: _Run, outcomes: dict[int, Outcome]) -> None:
         if run.echo:
@@ -310,7 +325,7 @@ class Bulk:
         params: dict[str, Any] = {
             "table": table,
             "n": list(range(len(items))),
-            "id": [i.event.id for i in items],
+            "id": [i.event.id or None for i in items],  # none: a copied row without one
             "origin": [i.event.origin for i in items],
             "key": [i.key for i in items],
             "ts": [i.event.timestamp for i in items],

@@ -38,6 +38,27 @@ def _table_names(cfg: config_mod.Config, tables: tuple[str, ...]) -> list[str]:
     return names
 
 
+def _peers(cfg: config_mod.Config, peers: tuple[str, ...]) -> dict[str, str]:
+    """The other sites' database URLs: 'peers' in the config, then each --peer."""
+    others = dict(cfg.peers)
+    for p in peers:
+        name, sep, url = p.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
+        others[name.strip().upper()] = url.strip()
+    return others
+
+
+def _peer_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--peer",
+        "peers",
+        multiple=True,
+        metavar="SITE=DATABASE_URL",
+        help="Another site's database (repeatable); adds to 'peers' in the config.",
+    )(f)
+
+
 def _run(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -407,13 +428,7 @@ def status(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option(
-    "--peer",
-    "peers",
-    multiple=True,
-    metavar="SITE=DATABASE_URL",
-    help="Another site's database (repeatable); adds to 'peers' in the config.",
-)
+@_peer_option
 @_tables_option
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option(
@@ -440,12 +455,7 @@ def verify(
 
     def go() -> None:
         cfg = _load(ctx)
-        others = dict(cfg.peers)
-        for p in peers:
-            name, sep, url = p.partition("=")
-            if not sep:
-                raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
-            others[name.strip().upper()] = url.strip()
+        others = _peers(cfg, peers)
         if not others:
             raise click.UsageError("no peers to compare with: give --peer SITE=URL or 'peers'")
         progress = verify_report.Throttled(lambda line: click.echo(line, err=True))
@@ -466,6 +476,84 @@ def verify(
         click.echo(
             f"OK: {len(result.sites)} sites hold the same rows in {len(result.rows)} table(s)"
         )
+
+    _run(go)
+
+
+@main.command()
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="SITE",
+    help="The site to copy from; its database URL comes from 'peers' or --peer.",
+)
+@_peer_option
+@click.option(
+    "--chunk-rows",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rows copied per transaction (and per progress record).",
+)
+@click.option(
+    "--settle",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds given to the source's consumer to commit what it was delivered, once "
+    "its queue has no message waiting.",
+)
+@click.option(
+    "--wait",
+    "drain_timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to wait for the source's queue to have no message waiting.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Copy into synced tables that hold rows (rows of the same key are overwritten "
+    "by the source's; others stay), or copy again after a finished bootstrap.",
+)
+@click.pass_context
+def bootstrap(
+    ctx: click.Context,
+    source: str,
+    peers: tuple[str, ...],
+    chunk_rows: int,
+    settle: float,
+    drain_timeout: float,
+    force: bool,
+) -> None:
+    """Fill this new, empty site from SITE: run with the new site's configuration, after
+    adding it to 'sites', `bridge topology apply` (as admin), `bridge init` and
+    `bridge install-triggers` here. Resumes where a killed run stopped. Then start
+    `bridge run` here."""
+    from bridge import bootstrap as bootstrap_mod
+    from bridge.meter import Meter
+
+    def go() -> None:
+        cfg = _load(ctx)
+        name = source.strip().upper()
+        url = _peers(cfg, peers).get(name)
+        if url is None:
+            raise click.UsageError(f"no database URL for {name}: give --peer {name}=URL or 'peers'")
+        report = bootstrap_mod.bootstrap(
+            cfg,
+            name,
+            url,
+            chunk_rows=chunk_rows,
+            force=force,
+            settle=settle,
+            drain_timeout=drain_timeout,
+            say=lambda line: click.echo(line, err=True),
+            meter=lambda label, total: Meter(label, total, sys.stderr),
+        )
+        for line in bootstrap_mod.describe(report):
+            click.echo(line)
 
     _run(go)
 
@@ -588,13 +676,7 @@ def replay(
 @click.option(
     "--table", "tables", multiple=True, metavar="TABLE", help="Only this table (repeatable)."
 )
-@click.option(
-    "--peer",
-    "peers",
-    multiple=True,
-    metavar="SITE=URL",
-    help="Another site's database (repeatable; adds to 'peers').",
-)
+@_peer_option
 @click.option("--dry-run", is_flag=True, help="Say what would be sent where; send nothing.")
 @click.option(
     "--wait",
@@ -622,7 +704,7 @@ def repair(
         cfg = _load(ctx)
         report = repair_mod.run(
             cfg,
-            _peer_urls(cfg, peers),
+            _peers(cfg, peers),
             sites=[t.strip().upper() for t in targets],
             tables=list(tables) or None,
             dry_run=dry_run,
@@ -659,17 +741,6 @@ def repair(
             raise click.ClickException(f"{len(report.plan.busy)} key(s) left: run repair again")
 
     _run(go)
-
-
-def _peer_urls(cfg: config_mod.Config, peers: tuple[str, ...]) -> dict[str, str]:
-    """'peers' of the configuration, and --peer SITE=URL on top."""
-    others = dict(cfg.peers)
-    for p in peers:
-        name, sep, url = p.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected SITE=DATABASE_URL, got {p!r}")
-        others[name.strip().upper()] = url.strip()
-    return others
 
 
 @main.group("dlq")

@@ -1,44 +1,49 @@
-"""Progress of long work (replay, repair, copies) for the person running it: a bar with the
-rate and the time left on a terminal, a plain line every few seconds otherwise (a log file,
-a CI job), and a last line with the totals. Written to stderr, so stdout stays the result."""
+"""How far a long piece of work got, for a person watching (`bridge bootstrap`, `replay`,
+`repair`): on a terminal one line redrawn in place with a bar, the count, the rate and
+the time left; elsewhere (a log, a pipe) a plain line every few seconds, so that a log
+shows progress without a line per chunk. Written to stderr by default: stdout stays the
+command's result. (bridge/progress.py is something else: how far the own queue was
+taken.)"""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
-PLAIN_EVERY = 5.0  # seconds between lines when the output is not a terminal
-BAR_EVERY = 0.2  # seconds between redraws of the bar
-WIDTH = 30
+REDRAW = 0.2  # seconds between redraws on a terminal
+PLAIN_EVERY = 5.0  # seconds between plain lines
+BAR = 20  # characters of the bar on a terminal
 
 
-def duration(seconds: float) -> str:
-    """`1h02m`, `3m07s`, `12s`."""
-    minutes, s = divmod(int(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{m:02d}m"
-    return f"{m}m{s:02d}s" if m else f"{s}s"
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 class Meter:
-    """`with Meter("replay to LONDON", total, "events") as m: ... m.advance(n)`."""
+    """Counts `total` units (`unit`: rows, events) of one task (`label`) as they are done."""
 
     def __init__(
         self,
-        what: str,
-        total: int | None,
-        unit: str = "events",
+        label: str,
+        total: int,
         stream: TextIO | None = None,
         tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "rows",
     ) -> None:
-        self.what, self.total, self.unit = what, total, unit
+        self.label = label
+        self.total = max(total, 0)
+        self.unit = unit
+        self.done = 0
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self.done = 0
-        self.started = time.monotonic()
-        self._shown = 0.0
+        self._clock = clock
+        self._start = clock()
+        self._shown = self._start - PLAIN_EVERY  # first plain line at once
 
     def __enter__(self) -> Meter:
         return self
@@ -46,51 +51,41 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.finish()
 
-    @property
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
-
     def line(self) -> str:
-        rate = self.rate
-        text = f"{self.what}: {self.done:,}"
-        if self.total:
-            share = min(self.done / self.total, 1.0)
-            text += f"/{self.total:,} {self.unit} ({share:.0%})"
-            if self.tty:
-                filled = round(share * WIDTH)
-                text = (
-                    f"{self.what} [{'#' * filled}{'.' * (WIDTH - filled)}] "
-                    + text.split(": ", 1)[1]
-                )
-        else:
-            text += f" {self.unit}"
-        text += f", {rate:,.0f} {self.unit}/s"
-        if self.total and rate > 0 and self.done < self.total:
-            text += f", {duration((self.total - self.done) / rate)} left"
-        return text
+        """The state as one line: label, count, share, rate, time left."""
+        elapsed = max(self._clock() - self._start, 1e-9)
+        rate = self.done / elapsed
+        share = f"{100 * self.done / self.total:5.1f}%" if self.total else "  --  "
+        left = self.total - self.done
+        eta = _clock(left / rate) if rate > 0 and left > 0 else ("0:00" if left <= 0 else "?")
+        return (
+            f"{self.label}: {self.done:,}/{self.total:,} {share} {rate:,.0f} {self.unit}/s "
+            f"ETA {eta}"
+        )
 
-    def advance(self, n: int = 1) -> None:
+    def bar(self) -> str:
+        filled = round(BAR * min(self.done / self.total, 1.0)) if self.total else 0
+        return "[" + "#" * filled + "." * (BAR - filled) + "]"
+
+    def advance(self, n: int) -> None:
         self.done += n
-        now = time.monotonic()
-        if now - self._shown >= (BAR_EVERY if self.tty else PLAIN_EVERY):
-            self._shown = now
-            self._show(final=False)
+        now = self._clock()
+        if now - self._shown < (REDRAW if self.tty else PLAIN_EVERY):
+            return
+        self._shown = now
+        self._show()
 
-    def _show(self, final: bool) -> None:
+    def _show(self, end: str = "") -> None:
         if self.tty:
-            self.stream.write("\r\x1b[K" + self.line() + ("\n" if final else ""))
+            self.stream.write(f"\r\x1b[K{self.bar()} {self.line()}{end}")
         else:
-            self.stream.write(self.line() + "\n")
+            self.stream.write(f"{self.line()}\n")
         self.stream.flush()
 
     def finish(self) -> None:
-        """The last line: what was done, in how long."""
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        elapsed = time.monotonic() - self.started
-        self.stream.write(
-            f"{self.what}: {self.done:,} {self.unit} in {duration(elapsed)} "
-            f"({self.rate:,.0f} {self.unit}/s)\n"
-        )
-        self.stream.flush()
+        """The last state, on a line of its own."""
+        elapsed = self._clock() - self._start
+        self._show(end="\n")
+        if not self.tty:
+            self.stream.write(f"{self.label}: {self.done:,} {self.unit} in {elapsed:.1f}s\n")
+            self.stream.flush()

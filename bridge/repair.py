@@ -204,7 +204,7 @@ def _fixes(
 def send(config: Config, fixes: Sequence[Fix], progress: bool = True) -> int:
     """Send each repair event to its site's queue; the events sent."""
     sent = 0
-    meter = Meter("repair", len(fixes)) if progress else None
+    meter = Meter("repair", len(fixes), unit="events") if progress else None
     for site in sorted({f.site for f in fixes}):
         with Sender(config, site, "repair") as sender:
             mine = iter([f.event for f in fixes if f.site == site])

@@ -270,7 +270,7 @@ def replay(config: Config, selection: Selection, progress: bool = True) -> Repor
     log.info(
         "site=%s replay to %s: %d archived event(s) selected", config.site, selection.target, total
     )
-    meter = Meter(f"replay to {selection.target}", total) if progress else None
+    meter = Meter(f"replay to {selection.target}", total, unit="events") if progress else None
     with Sender(config, selection.target, "replay") as sender:
         report = send_all(sender, config, archived(config, selection), meter)
     if meter is not None:

@@ -272,6 +272,20 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                 )
                 for i in infos
             ]
+        elif name == "bootstrap_rows":
+            # bridge/bootstrap.py: the first chunk and those after a key, and their count
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        dialect.render(name, table=i.table, info=i, after=after, count=count)
+                        for after in (False, True)
+                        for count in (False, True)
+                    ),
+                )
+                for i in infos
+            ]
         elif name in bulk.TEMPLATES:
             # the set-based apply, as bridge/bulk.py renders it: not for a DEFERRABLE key
             out += [

@@ -225,7 +225,7 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 )
                 for i in tables
             ]
-        elif name in ("verify_rows", "verify_count"):
+        elif name in ("verify_rows", "verify_count", "bootstrap_any", "bootstrap_tombstones"):
             out += [
                 Rendered(name, i.table.name, split(ORA.render(name, table=i.table, info=i)))
                 for i in tables
@@ -241,6 +241,22 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                         for upper in (False, True)
                         for s in split(
                             ORA.render(name, table=i.table, info=i, lower=lower, upper=upper)
+                        )
+                    ),
+                )
+                for i in tables
+            ]
+        elif name == "bootstrap_rows":  # as bridge/bootstrap.py renders it
+            out += [
+                Rendered(
+                    name,
+                    i.table.name,
+                    tuple(
+                        s
+                        for after in (False, True)
+                        for count in (False, True)
+                        for s in split(
+                            ORA.render(name, table=i.table, info=i, after=after, count=count)
                         )
                     ),
                 )

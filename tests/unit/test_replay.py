@@ -1,10 +1,9 @@
 """Replay without services: the times it accepts, whom a consumer trusts to relay events of
-other origins, what a repair event is, and the progress meter."""
+other origins, what a repair event is."""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pytest
 
@@ -13,7 +12,6 @@ from bridge import wire
 from bridge.broker import REPLAY_HEADER
 from bridge.consumer import validate
 from bridge.errors import ConfigError, EventError
-from bridge.meter import Meter, duration
 from bridge.replay import parse_time
 
 pytestmark = pytest.mark.unit
@@ -78,27 +76,3 @@ def test_repair_counts_only_on_a_relayed_event() -> None:
     e = event("MADRID", repair=True)
     assert not validate(e.encode(), e.id, "madrid", {}, "PARIS")[0].repair
     assert validate(e.encode(), e.id, "paris", {REPLAY_HEADER: "repair"}, "PARIS")[0].repair
-
-
-def test_the_meter_writes_plain_lines_off_a_terminal() -> None:
-    out = io.StringIO()
-    with Meter("replay to LONDON", 1000, stream=out, tty=False) as m:
-        m.advance(250)  # the first advance shows a line
-        m.advance(250)
-    lines = out.getvalue().splitlines()
-    assert lines[0].startswith("replay to LONDON: 250/1,000 events (25%), ")
-    assert "left" in lines[0] and "\x1b" not in out.getvalue()
-    assert lines[-1].startswith("replay to LONDON: 500 events in ")
-
-
-def test_the_meter_draws_a_bar_on_a_terminal() -> None:
-    out = io.StringIO()
-    m = Meter("copy", 10, unit="rows", stream=out, tty=True)
-    m.advance(5)
-    assert "copy [" + "#" * 15 + "." * 15 + "] 5/10 rows (50%)" in out.getvalue()
-    m.finish()
-    assert out.getvalue().endswith(" rows/s)\n")
-
-
-def test_durations() -> None:
-    assert [duration(s) for s in (12, 187, 3720)] == ["12s", "3m07s", "1h02m"]
