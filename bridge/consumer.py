@@ -24,12 +24,14 @@ import pika
 import pika.exceptions
 
 from bridge import failpoints, wire
+from bridge.acks import AckSender
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_HEADER,
     Endpoints,
+    broker_user_of,
     dead_letter_properties,
     describe,
     one_event_properties,
@@ -51,15 +53,12 @@ MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), message
 
 class Handler(Protocol):
     dialect: Any  # its database's (what errors it raises)
+    # events of earlier batches decided on in the last one (they were waiting), and how
+    waited: list[tuple[Event, Outcome]]
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]: ...
     def reconnect(self) -> None: ...
     def close(self) -> None: ...
-
-
-def broker_user_of(site: str) -> str:
-    """The broker user a site publishes with: its name in lower case."""
-    return site.lower()
 
 
 def validate(body: bytes, message_id: str | None, user: str | None) -> list[Event]:
@@ -161,9 +160,11 @@ class Consumer:
         stop: threading.Event,
         stats: Stats,
         progress: QueueProgress | None = None,
+        acks: AckSender | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
+        self.acks = acks  # tells the emitters what became of their events (bridge/acks.py)
         self.handler = handler
         self.endpoints = endpoints
         self.stop = stop
@@ -191,6 +192,8 @@ class Consumer:
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()
+        if self.acks is not None:
+            self.acks.session()
         try:
             channel = conn.channel()
             channel.basic_qos(prefetch_count=self.config.prefetch)
@@ -330,6 +333,11 @@ class Consumer:
             failpoints.hit("consume.dead_lettered")
         channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
         failpoints.hit("consume.acked")
+        if self.acks is not None:
+            # after the commit and the ack of the batch: a lost ack message costs nothing
+            # but the emitter's knowing (a redelivery of the batch sends `duplicate`)
+            results = [(e, o) for (_, e), o in zip(valid, outcomes, strict=True)]
+            self.acks.send(conn, results + self.handler.waited)
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from bridge import install
+from bridge.acks import AckReceiver, AckSender
 from bridge.apply import Applier
 from bridge.archive import Archiver
 from bridge.broker import Endpoints
@@ -87,10 +88,22 @@ class Bridge:
                     self.stop_event,
                     self.stats,
                     progress,
+                    AckSender(self.config, self.stats) if self.config.acks != "off" else None,
                 ).run,
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
         ]
+        if self.config.acks != "off" or self.config.is_archive:
+            # the emitter records what its events became; so does the archive site in
+            # topic mode. (Acks still queued when acks was turned off are recorded too.)
+            parts.append(
+                (
+                    "acks",
+                    AckReceiver(
+                        self.config, self.dialect, self.endpoints, self.stop_event, self.stats
+                    ).run,
+                )
+            )
         if self.config.is_archive:
             parts.append(
                 (

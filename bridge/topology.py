@@ -3,6 +3,10 @@
 - `bridge.events` fanout exchange -> quorum queue `SITE_<NAME>` per site and the archive
   queue `SITE_<ARCHIVE>_HISTO`, each single-active-consumer (per-site order) with a delivery
   limit, dead-lettered through `bridge.dlx` (direct) to `<queue>.dlq`.
+- Acknowledgements (bridge/acks.py), both modes declared whatever a site's `acks` says: a
+  quorum queue `SITE_<NAME>.acks` per site, reached through the default exchange (direct
+  mode), and the topic exchange `bridge.acks`, routing key `<ORIGIN>.<SENDER>`: bound to
+  each site's acks queue with `<NAME>.*` and to the archive site's with `#` (topic mode).
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions
 
-from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
-from bridge.config import site_queue
+from bridge.broker import ACKS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from bridge.config import acks_queue, site_queue
 from bridge.errors import BrokerError
 
 DELIVERY_LIMIT = 20
@@ -21,6 +25,10 @@ DELIVERY_LIMIT = 20
 
 def queue_names(sites: Sequence[str], archive_site: str) -> list[str]:
     return [site_queue(s) for s in sites] + [f"{site_queue(archive_site)}_HISTO"]
+
+
+def acks_queue_names(sites: Sequence[str]) -> list[str]:
+    return [acks_queue(s) for s in sites]
 
 
 def apply(
@@ -51,6 +59,14 @@ def apply(
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=dlq)
             declared += [queue, dlq]
+        channel.exchange_declare(ACKS_EXCHANGE, exchange_type="topic", durable=True)
+        for site in sites:
+            queue = acks_queue(site)
+            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue_bind(queue, ACKS_EXCHANGE, routing_key=f"{site}.*")
+            if site == archive_site:  # the archive records every site's acks too
+                channel.queue_bind(queue, ACKS_EXCHANGE, routing_key="#")
+            declared.append(queue)
     except pika.exceptions.ChannelClosedByBroker as exc:
         if exc.reply_code == 406:
             raise BrokerError(
