@@ -178,9 +178,17 @@ class AckReceiver:
         self.record = dialect.render("ack_record")
 
     def run(self) -> None:
+        said: set[str] = set()
+
         def on_error(exc: BaseException) -> None:
             reason = describe(exc) if isinstance(exc, pika.exceptions.AMQPError) else one_line(exc)
-            log.warning("site=%s queue=%s acks: %s; retrying", self.config.site, self.queue, reason)
+            # the same reason again (no acks queue yet: an older topology) is not repeated
+            # every few seconds at WARNING; acks are a report, the rest of bridge runs on
+            level = logging.DEBUG if reason in said else logging.WARNING
+            said.add(reason)
+            log.log(
+                level, "site=%s queue=%s acks: %s; retrying", self.config.site, self.queue, reason
+            )
             close_quietly(self.conn)  # the database's, if it failed: connect again
             self.conn = None
 

@@ -93,17 +93,16 @@ class Bridge:
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
         ]
-        if self.config.acks != "off" or self.config.is_archive:
-            # the emitter records what its events became; so does the archive site in
-            # topic mode. (Acks still queued when acks was turned off are recorded too.)
-            parts.append(
-                (
-                    "acks",
-                    AckReceiver(
-                        self.config, self.dialect, self.endpoints, self.stop_event, self.stats
-                    ).run,
-                )
+        # the emitter records what its events became (the archive site: every site's, in
+        # topic mode); whatever this site's own `acks`, as the other sites may send them
+        parts.append(
+            (
+                "acks",
+                AckReceiver(
+                    self.config, self.dialect, self.endpoints, self.stop_event, self.stats
+                ).run,
             )
+        )
         if self.config.is_archive:
             parts.append(
                 (

@@ -21,6 +21,7 @@ from bridge.config import acks_queue, site_queue
 from bridge.errors import BrokerError
 
 DELIVERY_LIMIT = 20
+ACKS_MAX_LENGTH = 100_000  # messages in an acks queue (each acks a batch of events)
 
 
 def queue_names(sites: Sequence[str], archive_site: str) -> list[str]:
@@ -62,7 +63,13 @@ def apply(
         channel.exchange_declare(ACKS_EXCHANGE, exchange_type="topic", durable=True)
         for site in sites:
             queue = acks_queue(site)
-            channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+            channel.queue_declare(
+                queue,
+                durable=True,
+                # a site whose bridge is not running does not grow it without bound: the
+                # oldest acks go first (they are a report; the sync does not need them)
+                arguments={"x-queue-type": "quorum", "x-max-length": ACKS_MAX_LENGTH},
+            )
             channel.queue_bind(queue, ACKS_EXCHANGE, routing_key=f"{site}.*")
             if site == archive_site:  # the archive records every site's acks too
                 channel.queue_bind(queue, ACKS_EXCHANGE, routing_key="#")
