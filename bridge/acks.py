@@ -1,13 +1,14 @@
 """Acknowledgements: what became of an event at each site that received it, told back to
 the site that emitted it (the seed's "advanced option"; docs/architecture.md).
 
-- AckSender (in the consumer): after a batch committed and its messages were acknowledged,
-  one message per emitter of the batch (bridge/ackwire.py), through the default exchange to
-  `SITE_<ORIGIN>.acks` (`acks = "direct"`) or through the topic exchange `bridge.acks` with
-  routing key `<ORIGIN>.<SENDER>` (`acks = "topic"`: to the emitter and the archive site).
-  Published with confirms on the consumer's connection. An ack that cannot be published
-  (broker away, no acks queue, no permission) is dropped with a log line: it never holds up
-  or fails the apply, and is not sent again (a redelivery of the event sends `duplicate`).
+- AckSender: after a batch committed and its messages were acknowledged, the consumer
+  hands over one message per emitter of the batch (bridge/ackwire.py); a thread of
+  `bridge run` publishes them on its own connection, with confirms, through the default
+  exchange to `SITE_<ORIGIN>.acks` (`acks = "direct"`) or through the topic exchange
+  `bridge.acks` with routing key `<ORIGIN>.<SENDER>` (`acks = "topic"`: to the emitter and
+  the archive site). An ack that cannot be published (broker away, no acks queue, no
+  permission, too many waiting) is dropped with a log line: it never holds up or fails the
+  apply, and is not sent again (a redelivery of the event sends `duplicate`).
 - AckReceiver (a thread of `bridge run`): the site's acks queue into `bridge_acks`, one row
   per event and receiving site; a later ack overwrites an earlier one (waiting -> applied),
   except `duplicate`, which only fills a row no other ack wrote (an earlier ack said more).
@@ -16,7 +17,9 @@ the site that emitted it (the seed's "advanced option"; docs/architecture.md).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,9 @@ from bridge.event import Event
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
+
+MAX_PENDING = 10_000  # ack messages handed over and not published yet (the broker away)
+STOP_GRACE = 2.0  # seconds to publish what is still handed over when bridge stops
 
 _STATUS = {
     APPLIED: ackwire.APPLIED,
@@ -73,22 +79,24 @@ def route(mode: str, origin: str, sender: str) -> tuple[str, str]:
 
 
 class AckSender:
-    """Sends the acks of the consumer's batches on the consumer's connection."""
+    """Publishes the acks of the consumer's batches from a thread of its own (`run`), on a
+    connection of its own: the consumer only hands them over (`send`) and never waits on
+    the broker for them (a publish can block: a memory alarm blocks publishing connections,
+    and the consumer's draining is what relieves it)."""
 
-    def __init__(self, config: Config, stats: Stats) -> None:
+    def __init__(
+        self, config: Config, endpoints: Endpoints, stop: threading.Event, stats: Stats
+    ) -> None:
         self.config = config
+        self.endpoints = endpoints
+        self.stop = stop
         self.stats = stats
-        self.channel: Any = None
+        self._queue: queue.Queue[AckBatch] = queue.Queue(maxsize=MAX_PENDING)
         self._said: set[str] = set()  # reasons for dropping acks already logged as warnings
 
-    def session(self) -> None:
-        """A new broker connection: its channel is opened at the first send."""
-        self.channel = None
-
-    def send(self, conn: pika.BlockingConnection, results: Sequence[tuple[Event, Outcome]]) -> None:
-        """One message per emitter of the events of `results`, applied and committed."""
-        if self.config.acks == "off":
-            return
+    def send(self, results: Sequence[tuple[Event, Outcome]]) -> None:
+        """Hand over one message per emitter of the events of `results` (applied and
+        committed); dropped, with a log line, if MAX_PENDING messages wait already."""
         by_origin: dict[str, list[Ack]] = {}
         for event, outcome in results:
             if event.origin == self.config.site:
@@ -97,15 +105,61 @@ class AckSender:
             if ack is not None:
                 by_origin.setdefault(event.origin, []).append(ack)
         for batch in ackwire.batches(by_origin, self.config.site):
-            self._publish(conn, batch)
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                self._dropped(batch, f"{MAX_PENDING} ack messages wait to be published already")
 
-    def _publish(self, conn: pika.BlockingConnection, batch: AckBatch) -> None:
+    def run(self) -> None:
+        def on_error(exc: BaseException) -> None:
+            reason = describe(exc) if isinstance(exc, pika.exceptions.AMQPError) else one_line(exc)
+            level = logging.DEBUG if reason in self._said else logging.WARNING
+            self._said.add(reason)
+            log.log(level, "site=%s acks publisher: %s; retrying", self.config.site, reason)
+
+        run_sessions(
+            self._session,
+            self.stop,
+            (BridgeError, pika.exceptions.AMQPError, OSError),
+            on_error,
+            fatal=(BrokerLoginError,),
+        )
+
+    def _session(self) -> None:
+        conn = self.endpoints.blocking()
+        try:
+            channel = self._channel(conn)
+            deadline = None
+            while deadline is None or time.monotonic() < deadline:
+                if self.stop.is_set() and deadline is None:
+                    # what the consumers handed over before they stopped, briefly
+                    deadline = time.monotonic() + STOP_GRACE
+                conn.process_data_events(time_limit=0)  # heartbeats
+                try:
+                    batch = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    if deadline is not None:
+                        break
+                    continue
+                channel = self._publish(conn, channel, batch)
+        finally:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    @staticmethod
+    def _channel(conn: pika.BlockingConnection) -> Any:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        return channel
+
+    def _publish(self, conn: pika.BlockingConnection, channel: Any, batch: AckBatch) -> Any:
+        """Publish one ack message with a confirm; the channel to go on with."""
         exchange, key = route(self.config.acks, batch.origin, self.config.site)
         try:
-            if self.channel is None or not self.channel.is_open:
-                self.channel = conn.channel()
-                self.channel.confirm_delivery()
-            self.channel.basic_publish(
+            channel.basic_publish(
                 exchange,
                 key,
                 ackwire.encode(batch),
@@ -121,7 +175,6 @@ class AckSender:
         except pika.exceptions.NackError:
             self._dropped(batch, "the broker refused the ack message (nack)")
         except pika.exceptions.ChannelClosedByBroker as exc:
-            self.channel = None
             hint = (
                 "; grant the site's broker user write on amq.default (scripts/cluster "
                 "add-site-user) or set acks = topic"
@@ -129,11 +182,13 @@ class AckSender:
                 else ""
             )
             self._dropped(batch, f"{describe(exc)}{hint}")
-        except pika.exceptions.AMQPError as exc:  # the connection: the consumer sees it too
-            self.channel = None
+            return self._channel(conn)
+        except pika.exceptions.AMQPError as exc:  # the connection: a new session
             self._dropped(batch, describe(exc))
+            raise
         else:
             self.stats.add("acks_sent")
+        return channel
 
     def _dropped(self, batch: AckBatch, reason: str) -> None:
         self.stats.add("acks_dropped")
@@ -279,6 +334,7 @@ class AckReceiver:
                             "reason": ack.reason or None,
                         },
                     )
+        self.stats.add("ack_messages_received", len(batches))
         self.stats.add("acks_received", sum(len(b.acks) for b in batches))
         for batch in batches:
             for ack in batch.acks:

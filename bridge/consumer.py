@@ -192,8 +192,6 @@ class Consumer:
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()
-        if self.acks is not None:
-            self.acks.session()
         try:
             channel = conn.channel()
             channel.basic_qos(prefetch_count=self.config.prefetch)
@@ -334,10 +332,11 @@ class Consumer:
         channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
         failpoints.hit("consume.acked")
         if self.acks is not None:
-            # after the commit and the ack of the batch: a lost ack message costs nothing
-            # but the emitter's knowing (a redelivery of the batch sends `duplicate`)
+            # after the commit and the ack of the batch, handed over to be published
+            # (never waited on): a lost ack message costs nothing but the emitter's
+            # knowing (a redelivery of the batch sends `duplicate`)
             results = [(e, o) for (_, e), o in zip(valid, outcomes, strict=True)]
-            self.acks.send(conn, results + self.handler.waited)
+            self.acks.send(results + self.handler.waited)
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:

@@ -71,6 +71,11 @@ class Bridge:
         applier = Applier(self.config, self.dialect, connect_now=False)
         # how far the consumer has taken the own queue: what the dispatcher republishes on
         applier.progress = progress = QueueProgress(applier.clock)
+        sender = (
+            AckSender(self.config, self.endpoints, self.stop_event, self.stats)
+            if self.config.acks != "off"
+            else None
+        )
         parts: list[tuple[str, Callable[[], None]]] = [
             (
                 "dispatcher",
@@ -88,11 +93,13 @@ class Bridge:
                     self.stop_event,
                     self.stats,
                     progress,
-                    AckSender(self.config, self.stats) if self.config.acks != "off" else None,
+                    sender,
                 ).run,
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
         ]
+        if sender is not None:
+            parts.append(("ack-sender", sender.run))
         # the emitter records what its events became (the archive site: every site's, in
         # topic mode); whatever this site's own `acks`, as the other sites may send them
         parts.append(
