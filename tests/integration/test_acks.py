@@ -265,3 +265,36 @@ def test_mariadb_sites_ack_and_record(fresh_topology: Any) -> None:
                 ("MADRID", "applied"),
             ]
             assert status_mod.problems(dialect, conn).total == 0
+
+
+def test_a_child_before_its_parent_is_acked_waiting_then_applied(
+    make_sites: Any, fresh_topology: Any
+) -> None:
+    from tests.integration.test_foreign_keys import FAMILY, TABLES, publish_reordered
+
+    sites = make_sites(FAMILY.format(on_delete=""), tables=TABLES)
+    paris, madrid = sites["PARIS"], sites["MADRID"]
+    sql(db_of(paris), "INSERT INTO parents VALUES (1, 'parent')")
+    sql(db_of(paris), "INSERT INTO children VALUES (10, 1, 'child')")
+    (child,) = [s["id"] for s in publish_reordered(paris, [1])]  # the child alone
+    with running(madrid):
+        wait_for(
+            lambda: (
+                fresh_topology.queue_declare("SITE_PARIS.acks", passive=True).method.message_count
+            ),
+            30,
+            "MADRID's ack of the child in PARIS's acks queue",
+        )
+    method, props, body = fresh_topology.basic_get("SITE_PARIS.acks")
+    assert props.user_id == "madrid"
+    (ack,) = json.loads(body)["acks"]
+    assert ack["id"] == child and ack["status"] == "waiting" and "waiting:" in ack["reason"]
+    fresh_topology.basic_nack(method.delivery_tag, requeue=True)
+    # PARIS's bridge records the waiting ack, publishes the parent; MADRID applies the
+    # parent, then the child, and acks it again: applied
+    with running(paris, madrid):
+        wait_for(
+            lambda: acks(paris, child).get("MADRID") == ("applied", None),
+            30,
+            "MADRID's second ack of the child",
+        )
