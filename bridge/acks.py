@@ -29,6 +29,7 @@ import pika.exceptions
 
 from bridge import ackwire
 from bridge.ackwire import Ack, AckBatch
+from bridge.archive import ARCHIVE_DUPLICATE, ARCHIVED
 from bridge.backoff import run_sessions
 from bridge.broker import ACKS_EXCHANGE, DEFAULT_EXCHANGE, Endpoints, describe
 from bridge.config import Config, acks_queue
@@ -56,6 +57,8 @@ _STATUS = {
     DUPLICATE: ackwire.DUPLICATE,
     SUPERSEDED: ackwire.SUPERSEDED,
     WAITING: ackwire.WAITING,
+    ARCHIVED: ackwire.APPLIED,  # stored in the archive (topic mode)
+    ARCHIVE_DUPLICATE: ackwire.DUPLICATE,
 }
 
 
@@ -94,17 +97,18 @@ class AckSender:
         self._queue: queue.Queue[AckBatch] = queue.Queue(maxsize=MAX_PENDING)
         self._said: set[str] = set()  # reasons for dropping acks already logged as warnings
 
-    def send(self, results: Sequence[tuple[Event, Outcome]]) -> None:
-        """Hand over one message per emitter of the events of `results` (applied and
-        committed); dropped, with a log line, if MAX_PENDING messages wait already."""
+    def send(self, results: Sequence[tuple[Event, Outcome]], archive: bool = False) -> None:
+        """Hand over one message per emitter of the events of `results` (applied, or with
+        `archive` archived, and committed); dropped, with a log line, if MAX_PENDING
+        messages wait already. The archive acks this site's own events too."""
         by_origin: dict[str, list[Ack]] = {}
         for event, outcome in results:
-            if event.origin == self.config.site:
+            if event.origin == self.config.site and not archive:
                 continue
             ack = ack_of(event, outcome)
             if ack is not None:
                 by_origin.setdefault(event.origin, []).append(ack)
-        for batch in ackwire.batches(by_origin, self.config.site):
+        for batch in ackwire.batches(by_origin, self.config.site, archive):
             try:
                 self._queue.put_nowait(batch)
             except queue.Full:
@@ -305,6 +309,8 @@ class AckReceiver:
                 batch = ackwire.decode(d.body, d.props.user_id)
                 if batch.origin != self.config.site and not self.config.is_archive:
                     raise AckError(f"acks of {batch.origin}'s events are not this site's")
+                if batch.archive and batch.site != self.config.archive_site:
+                    raise AckError(f"{batch.site} is not the archive site")
             except AckError as exc:
                 log.warning(
                     "site=%s queue=%s ack message %s dropped: %s",
@@ -329,7 +335,7 @@ class AckReceiver:
                         {
                             "id": ack.event_id,
                             "origin": batch.origin,
-                            "site": batch.site,
+                            "site": batch.destination,
                             "status": ack.status,
                             "reason": ack.reason or None,
                         },
@@ -344,6 +350,6 @@ class AckReceiver:
                         self.config.site,
                         ack.event_id,
                         ack.status,
-                        batch.site,
+                        batch.destination,
                         ack.reason,
                     )

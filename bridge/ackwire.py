@@ -9,7 +9,9 @@ events in the batch at the sending site.
           {"id": "4c1e…", "status": "failed", "reason": "cannot apply: CheckViolation: …"}]}
 ```
 
-`origin` is the site that emitted the events, `site` the one that received them. The AMQP
+`origin` is the site that emitted the events, `site` the one that received them;
+`"archive": true` (topic mode, from the archive site's archiver) says they were stored in
+the archive, recorded as site `<SITE>_HISTO` (only the archive site's are taken). The AMQP
 `user_id` is the sender's broker user, which RabbitMQ checks against the connection's user:
 a receiver takes `site` only from a message whose user_id is that site's broker user, as
 the consumer takes an event's origin (bridge/consumer.py, validate).
@@ -44,6 +46,7 @@ STATUSES = (APPLIED, DUPLICATE, SUPERSEDED, CONFLICT, FAILED, WAITING)
 MAX_REASON = 500  # characters of a reason that travel (the rest is in the sender's logs)
 MAX_ACKS = 10_000  # acks in one message: a consumer batch is at most 5,000 events
 MAX_BYTES = 4 * 1024 * 1024
+ARCHIVE_SUFFIX = "_HISTO"  # the archive of site X is destination X_HISTO (its queue's name)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -59,6 +62,12 @@ class AckBatch:
     origin: str  # the site that emitted the events
     site: str  # the site that says what became of them
     acks: tuple[Ack, ...]
+    archive: bool = False  # from the site's archiver: stored in the archive
+
+    @property
+    def destination(self) -> str:
+        """The destination the acks are about: the site, or its archive."""
+        return f"{self.site}{ARCHIVE_SUFFIX}" if self.archive else self.site
 
 
 def truncate(reason: str) -> str:
@@ -72,7 +81,10 @@ def encode(batch: AckBatch) -> bytes:
         if a.reason:
             item["reason"] = truncate(a.reason)
         acks.append(item)
-    body = {"version": VERSION, "origin": batch.origin, "site": batch.site, "acks": acks}
+    body: dict[str, object] = {"version": VERSION, "origin": batch.origin, "site": batch.site}
+    if batch.archive:
+        body["archive"] = True
+    body["acks"] = acks
     return codec.dumps(body).encode()
 
 
@@ -108,10 +120,13 @@ def decode(body: bytes, user: str | None) -> AckBatch:
         raise AckError("ack message has no user_id: its sender cannot be trusted")
     if user != broker_user_of(site):
         raise AckError(f"ack sender {site!r} does not match the publishing broker user {user!r}")
+    archive = raw.get("archive", False)
+    if not isinstance(archive, bool):
+        raise AckError(f"ack message 'archive' {archive!r} is not true or false")
     items = raw.get("acks")
     if not isinstance(items, list) or not items or len(items) > MAX_ACKS:
         raise AckError(f"'acks' must be a list of 1 to {MAX_ACKS} acknowledgements")
-    return AckBatch(origin, site, tuple(_ack(item) for item in items))
+    return AckBatch(origin, site, tuple(_ack(item) for item in items), archive)
 
 
 def _site(raw: dict[str, Any], key: str) -> str:
@@ -134,6 +149,8 @@ def _ack(item: Any) -> Ack:
     return Ack(event_id, status, reason)
 
 
-def batches(origin_acks: dict[str, list[Ack]], site: str) -> list[AckBatch]:
+def batches(origin_acks: dict[str, list[Ack]], site: str, archive: bool = False) -> list[AckBatch]:
     """One batch per emitter, in the order they were first met."""
-    return [AckBatch(origin, site, tuple(acks)) for origin, acks in origin_acks.items() if acks]
+    return [
+        AckBatch(origin, site, tuple(acks), archive) for origin, acks in origin_acks.items() if acks
+    ]

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +24,6 @@ import pika
 import pika.exceptions
 
 from bridge import failpoints, wire
-from bridge.acks import AckSender
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff, run_sessions
 from bridge.broker import (
@@ -160,11 +159,12 @@ class Consumer:
         stop: threading.Event,
         stats: Stats,
         progress: QueueProgress | None = None,
-        acks: AckSender | None = None,
+        acks: Callable[[Sequence[tuple[Event, Outcome]]], None] | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
-        self.acks = acks  # tells the emitters what became of their events (bridge/acks.py)
+        # hands over what became of the events, for their emitters (AckSender.send)
+        self.acks = acks
         self.handler = handler
         self.endpoints = endpoints
         self.stop = stop
@@ -336,7 +336,7 @@ class Consumer:
             # (never waited on): a lost ack message costs nothing but the emitter's
             # knowing (a redelivery of the batch sends `duplicate`)
             results = [(e, o) for (_, e), o in zip(valid, outcomes, strict=True)]
-            self.acks.send(results + self.handler.waited)
+            self.acks(results + self.handler.waited)
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:

@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 
 from bridge import install
@@ -93,7 +94,7 @@ class Bridge:
                     self.stop_event,
                     self.stats,
                     progress,
-                    sender,
+                    sender.send if sender is not None else None,
                 ).run,
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
@@ -121,6 +122,10 @@ class Bridge:
                         self.endpoints,
                         self.stop_event,
                         self.stats,
+                        # topic mode: the archive tells every emitter it stored its events
+                        acks=partial(sender.send, archive=True)
+                        if sender is not None and self.config.acks == "topic"
+                        else None,
                     ).run,
                 )
             )

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.ackwire import ARCHIVE_SUFFIX
 from bridge.config import Config
 from bridge.errors import EventError
 
@@ -109,8 +110,9 @@ class Destination:
 
 
 def event_acks(config: Config, dialect: Any, conn: Any, event_id: str) -> list[Destination]:
-    """Per destination of an event (every site in `sites` but its origin, and any other
-    site that acked it) what its latest ack said, PENDING where none came. The origin is
+    """Per destination of an event (every site in `sites` but its origin, the archive
+    `<ARCHIVE>_HISTO` in topic mode, and any other site that acked it) what its latest ack
+    said, PENDING where none came. The origin is
     the one the acks name, else this site (where an event's acks arrive)."""
     try:
         event_id = str(uuid.UUID(event_id))
@@ -120,6 +122,8 @@ def event_acks(config: Config, dialect: Any, conn: Any, event_id: str) -> list[D
     acked = {site: (status, reason or "", at) for site, _origin, status, reason, at in rows}
     origin = rows[0][1] if rows else config.site
     sites = [s for s in config.sites if s != origin]
+    if config.acks == "topic":  # the archive acks what it stored
+        sites.append(f"{config.archive_site}{ARCHIVE_SUFFIX}")
     sites += sorted(set(acked) - set(sites))
     return [Destination(s, *acked[s]) if s in acked else Destination(s, PENDING) for s in sites]
 

@@ -13,6 +13,7 @@ import pytest
 from bridge import ackwire
 from bridge.acks import ack_of, route
 from bridge.ackwire import Ack, AckBatch
+from bridge.archive import ARCHIVE_DUPLICATE, ARCHIVED
 from bridge.decision import APPLIED, CONFLICT, ECHO, REJECTED, WAITING, Outcome
 from bridge.errors import AckError
 from bridge.event import Event
@@ -48,6 +49,17 @@ def test_the_body_is_what_the_docs_show() -> None:
             {"id": ID2, "status": "failed", "reason": "cannot apply: CheckViolation: amount > 0"},
         ],
     }
+
+
+def test_an_archive_s_acks_are_about_its_archive() -> None:
+    stored = AckBatch("LONDON", "PARIS", (Ack(ID1, "applied"),), archive=True)
+    body = ackwire.encode(stored)
+    assert json.loads(body)["archive"] is True
+    decoded = ackwire.decode(body, "paris")
+    assert decoded == stored and decoded.destination == "PARIS_HISTO"
+    assert BATCH.destination == "LONDON"
+    with pytest.raises(AckError, match="'archive' 'yes' is not true or false"):
+        ackwire.decode(body.replace(b"true", b'"yes"'), "paris")
 
 
 def test_a_long_reason_is_truncated() -> None:
@@ -107,6 +119,8 @@ def event(origin: str = "PARIS") -> Event:
         ),
         (Outcome(REJECTED, "unknown table"), Ack(ID1, "failed", "dead-lettered: unknown table")),
         (Outcome(ECHO), None),
+        (Outcome(ARCHIVED), Ack(ID1, "applied")),
+        (Outcome(ARCHIVE_DUPLICATE), Ack(ID1, "duplicate")),
     ],
 )
 def test_what_an_outcome_is_acked_as(outcome: Outcome, expected: Ack | None) -> None:
