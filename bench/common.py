@@ -32,7 +32,7 @@ import pika.exceptions
 import psycopg
 
 from bridge import topology
-from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from bridge.broker import ACKS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
 from bridge.config import Config
 from tests.conftest import ROOT, SITES, create_site_db, make_config, pg_url, setup_site, sql
 
@@ -137,6 +137,8 @@ class Broker:
             for q in self.queues():
                 ch.queue_delete(q)
                 ch.queue_delete(f"{q}.dlq")
+            for q in topology.acks_queue_names(SITES):
+                ch.queue_delete(q)
             topology.apply(ch, SITES, ARCHIVE_SITE)
 
     def purge(self) -> None:
@@ -157,9 +159,12 @@ class Broker:
             for q in self.queues():
                 ch.queue_delete(q)
                 ch.queue_delete(f"{q}.dlq")
+            for q in topology.acks_queue_names(SITES):
+                ch.queue_delete(q)
             if self.vhost != "/":  # the default vhost's exchanges belong to the tests too
                 ch.exchange_delete(EVENTS_EXCHANGE)
                 ch.exchange_delete(DEAD_LETTER_EXCHANGE)
+                ch.exchange_delete(ACKS_EXCHANGE)
 
     def version(self) -> str:
         conn = pika.BlockingConnection(pika.URLParameters(self.admin_url()))

@@ -77,7 +77,10 @@ from tests.conftest import ROOT, SITES, create_site_db, make_config, pg_url, set
 
 NAME = "end_to_end"
 WRITER = "PARIS"
-SOLO_DB = "bench_e2e_solo"
+# BRIDGE_BENCH_DB_PREFIX: another prefix than bench_, for a run beside someone else's
+DB_PREFIX = os.environ.get("BRIDGE_BENCH_DB_PREFIX", "bench_")
+E2E = f"{DB_PREFIX}e2e_"
+SOLO_DB = f"{E2E}solo"
 TARGET_P50_MS, TARGET_P99_MS = 50.0, 250.0
 DESTINATIONS = ("LONDON", "MADRID", "ARCHIVE")
 PROBE_EXCHANGE = "bench.probe"
@@ -86,7 +89,7 @@ DEFAULTS = {"poll_interval": Config.poll_interval, "republish_after": Config.rep
 
 
 def db_of(site: str) -> str:
-    return f"bench_e2e_{site.lower()}"
+    return f"{E2E}{site.lower()}"
 
 
 # -- the bridges -------------------------------------------------------------------------------
@@ -111,6 +114,7 @@ def toml(cfg: Config) -> str:
             f"amqp_url = {s(cfg.amqp_url)}",
             f"sites = [{', '.join(s(x) for x in cfg.sites)}]",
             f"archive_site = {s(cfg.archive_site)}",
+            f"acks = {s(cfg.acks)}",
             "[tables]",
             *(f"{t.name} = {s(t.policy)}" for t in cfg.tables),
             "",
@@ -471,8 +475,8 @@ def cpu_grouper(bridge_pids: dict[str, int]) -> Callable[[cpu.Proc, tuple[str, s
             )
         if proc.pid == me:
             return "benchmark process (writer, observers)"
-        if backend is not None and backend[0].startswith("bench_e2e_"):
-            site = backend[0].removeprefix("bench_e2e_").upper()
+        if backend is not None and backend[0].startswith(E2E):
+            site = backend[0].removeprefix(E2E).upper()
             if backend[1] == "bridge":
                 return f"postgres backends of bridge {site}"
             return "postgres backends of the writer and observers"
@@ -720,6 +724,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--seconds", type=float, default=None, help="length of a latency run")
     p.add_argument(
+        "--acks",
+        choices=("direct", "topic", "off"),
+        default=None,
+        help="the bridges' acks mode (default: bridge's, direct); results in "
+        "end_to_end_acks_<mode>.* when given",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="after the rounds, one more throughput and latency run with py-spy "
@@ -738,7 +749,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     broker = Broker(args.vhost, args.amqp_host_port)
     broker.ensure_ready()
-    configs = {s: make_config(s, db_of(s), amqp_url=broker.site_url(s), **DEFAULTS) for s in SITES}
+    settings = {**DEFAULTS, **({"acks": args.acks} if args.acks else {})}
+    configs = {s: make_config(s, db_of(s), amqp_url=broker.site_url(s), **settings) for s in SITES}
     workdir = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     bridges: SubprocessBridges | ThreadBridges = (
         ThreadBridges(configs) if args.in_process else SubprocessBridges(configs, workdir)
@@ -757,7 +769,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "latency_seconds": plan.latency_seconds,
         "probe_seconds": plan.probe_seconds,
         "bridge_settings": "bridge.config.Config defaults (batch_size 500, max_in_flight "
-        f"1000, prefetch 200, poll_interval {Config.poll_interval}s)",
+        f"1000, prefetch 200, poll_interval {Config.poll_interval}s, acks "
+        f"{args.acks or Config.acks})",
     }
     result = header(NAME, quick, broker, params)
     started = time.perf_counter()
@@ -879,6 +892,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["profiles"] = sorted(str(x.relative_to(ROOT)) for x in profile_dir.glob("*.md"))
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     name = NAME if plan.rows_per_tx == 1 else f"{NAME}_tx{plan.rows_per_tx}"
+    if args.acks:
+        name += f"_acks_{args.acks}"
     write_results(name, result, markdown(result))
     return result
 

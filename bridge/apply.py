@@ -124,6 +124,9 @@ class Applier:
         self.progress = progress  # told how far the echoes of a committed batch reach
         self._echoed: dt.datetime | None = None
         self._waiting = False  # events were waiting when the batch began
+        # events of earlier batches that stopped waiting in the last batch (applied, or
+        # decided on otherwise), with what became of them: acknowledged with it (bridge/acks.py)
+        self.waited: list[tuple[Event, Outcome]] = []
         if connect_now:
             self.reconnect()
 
@@ -350,6 +353,7 @@ class Applier:
     def _run(self, events: Sequence[Event], savepoints: bool) -> list[Outcome]:
         outcomes: list[Outcome] = []
         self._echoed = None
+        self.waited = []
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._begin(cur)
             if savepoints or not (self.set_based and self.dialect.set_based_apply):
@@ -388,7 +392,7 @@ class Applier:
             with self.conn.transaction():
                 cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
                 self._conflict(cur, event, reason, None, None)
-            return Outcome(CONFLICT, reason)
+            return Outcome(CONFLICT, reason, unwritable=True)
 
     def _wait(self, cur: Any, event: Event, exc: Exception, again: bool) -> Outcome:
         """Keep an event that references a row not here yet, or whose delete a row here
@@ -452,6 +456,7 @@ class Applier:
 
     def _waited(self, cur: Any, event: Event, outcome: Outcome) -> None:
         cur.execute(self._sql["waiting_done"], {"id": event.id})
+        self.waited.append((event, outcome))
         log.info(
             "site=%s event=%s table=%s key=%s %s after waiting",
             self.config.site,

@@ -22,6 +22,7 @@ class Archiver:
         self.dialect: Any = dialect
         self.conn: Any = None
         self.insert = dialect.render("archive_insert")
+        self.waited: list[tuple[Event, Outcome]] = []  # never: nothing waits to be archived
         if connect_now:
             self.reconnect()
 

@@ -27,6 +27,8 @@ DEAD_LETTER_EXCHANGE = "bridge.dlx"
 # publish there (the archive site's broker user only), never to the fanout.
 REPLAY_EXCHANGE = "bridge.replay"
 REPLAY_HEADER = "x-bridge-replay"  # on a replayed message: "replay" or "repair"
+ACKS_EXCHANGE = "bridge.acks"  # topic: routing key <ORIGIN>.<SENDER> (bridge/acks.py)
+DEFAULT_EXCHANGE = ""  # RabbitMQ's default exchange (amq.default): routing key = queue name
 EVENTS_HEADER = "x-bridge-events"  # events a batch message carries (bridge/wire.py)
 REASON_HEADER = "x-bridge-reason"
 QUEUE_HEADER = "x-bridge-queue"
@@ -36,6 +38,11 @@ USER_HEADER = "x-bridge-user-id"
 DEAD_LETTERED_AT_HEADER = "x-bridge-dead-lettered-at"
 # Set by a quorum queue on each delivery; not part of the message itself.
 DELIVERY_COUNT_HEADER = "x-delivery-count"
+
+
+def broker_user_of(site: str) -> str:
+    """The broker user a site publishes with: its name in lower case."""
+    return site.lower()
 
 
 def redact(url: str) -> str:

@@ -397,10 +397,17 @@ def run(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option(
+    "--event",
+    "event_id",
+    metavar="ID",
+    help="What became of this event (emitted here) at each site, from their acks: "
+    "applied, duplicate, superseded, conflict, failed (with the reason), waiting, pending.",
+)
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, event_id: str | None) -> None:
     """Outbox backlog and the age of its oldest rows, applied and archived counts,
-    conflicts, how much was published again, trigger drift."""
+    conflicts, how much was published again, failures acked lately, trigger drift."""
     from bridge import status as status_mod
     from bridge.dialects import for_url
 
@@ -409,10 +416,18 @@ def status(ctx: click.Context) -> None:
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
             install.require_initialised(dialect, conn, cfg.site)
+            if event_id is not None:
+                click.echo(f"event {event_id}")
+                for d in status_mod.event_acks(cfg, dialect, conn, event_id):
+                    when = f" at {d.acked_at:%Y-%m-%d %H:%M:%S}" if d.acked_at else ""
+                    why = f": {d.reason}" if d.reason else ""
+                    click.echo(f"  {d.site:12} {d.status}{when}{why}")
+                return
             state = status_mod.read(dialect, conn)
             click.echo(f"site {cfg.site}")
             for name, value in state.lines():
                 click.echo(f"  {name:18} {value}")
+            click.echo(f"  {'acked_failures':18} {status_mod.problems(dialect, conn).line()}")
             for warning in state.warnings():
                 click.echo(f"  WARNING: {warning}")
             problems = install.drift(dialect, conn, [t.name for t in cfg.tables])

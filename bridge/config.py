@@ -19,6 +19,10 @@ from bridge.errors import ConfigError
 
 SITE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,30}$")
 POLICIES = ("lww", "none", "manual")
+# where a site sends what became of the events it received (bridge/acks.py): to the
+# emitter's queue SITE_<ORIGIN>.acks through the default exchange, through the topic
+# exchange bridge.acks to the emitter and the archive site, or nowhere
+ACK_MODES = ("direct", "topic", "off")
 
 EXAMPLE = """\
 site = "PARIS"
@@ -62,6 +66,7 @@ class Config:
     message_bytes: int = 256 * 1024
     cleanup_interval: float = 3600.0
     heartbeat: int = 30
+    acks: str = "direct"
     peers: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -71,6 +76,10 @@ class Config:
     @property
     def queue(self) -> str:
         return site_queue(self.site)
+
+    @property
+    def acks_queue(self) -> str:
+        return acks_queue(self.site)
 
     @property
     def archive_queue(self) -> str:
@@ -89,6 +98,11 @@ class Config:
 
 def site_queue(site: str) -> str:
     return f"SITE_{site}"
+
+
+def acks_queue(site: str) -> str:
+    """The queue where a site receives the acknowledgements of the events it emitted."""
+    return f"{site_queue(site)}.acks"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -183,6 +197,7 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         "amqp_url": _string("amqp_url", raw["amqp_url"]),
         "tables": _tables(raw["tables"]) if raw.get("tables") not in ("", [], {}, None) else (),
         "peers": _peers(raw.get("peers", {})),
+        "acks": _ack_mode(raw.get("acks", "direct")),
     }
     for key, kind, minimum in (
         ("retention_days", int, 1),
@@ -199,6 +214,16 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         if key in raw:
             values[key] = _number(key, raw[key], kind, minimum)
     return Config(**values)
+
+
+def _ack_mode(value: Any) -> str:
+    mode = str(value).strip().lower()
+    if mode not in ACK_MODES:
+        raise ConfigError(
+            f"'acks': {value!r} is not an acknowledgement mode; use one of "
+            f"{', '.join(ACK_MODES)} (see docs/configuration.md)"
+        )
+    return mode
 
 
 def _as_list(value: Any) -> list[str]:

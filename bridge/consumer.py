@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from bridge.broker import (
     EVENTS_HEADER,
     REPLAY_HEADER,
     Endpoints,
+    broker_user_of,
     dead_letter_properties,
     describe,
     one_event_properties,
@@ -53,15 +54,12 @@ MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), message
 
 class Handler(Protocol):
     dialect: Any  # its database's (what errors it raises)
+    # events of earlier batches decided on in the last one (they were waiting), and how
+    waited: list[tuple[Event, Outcome]]
 
     def apply_batch(self, events: Sequence[Event]) -> list[Outcome]: ...
     def reconnect(self) -> None: ...
     def close(self) -> None: ...
-
-
-def broker_user_of(site: str) -> str:
-    """The broker user a site publishes with: its name in lower case."""
-    return site.lower()
 
 
 def validate(
@@ -181,9 +179,12 @@ class Consumer:
         stop: threading.Event,
         stats: Stats,
         progress: QueueProgress | None = None,
+        acks: Callable[[Sequence[tuple[Event, Outcome]]], None] | None = None,
     ) -> None:
         self.config = config
         self.queue = queue
+        # hands over what became of the events, for their emitters (AckSender.send)
+        self.acks = acks
         self.handler = handler
         self.endpoints = endpoints
         self.stop = stop
@@ -356,6 +357,12 @@ class Consumer:
             failpoints.hit("consume.dead_lettered")
         channel.basic_ack(delivery_tag=max(d.tag for d in batch), multiple=True)
         failpoints.hit("consume.acked")
+        if self.acks is not None:
+            # after the commit and the ack of the batch, handed over to be published
+            # (never waited on): a lost ack message costs nothing but the emitter's
+            # knowing (a redelivery of the batch sends `duplicate`)
+            results = [(e, o) for (_, e), o in zip(valid, outcomes, strict=True)]
+            self.acks(results + self.handler.waited)
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:

@@ -25,6 +25,9 @@ Version = tuple[dt.datetime, str]
 class Outcome:
     status: str
     reason: str = ""
+    # a CONFLICT because the row cannot be written here at all (a local constraint, a value
+    # out of range), not because it lost to another version: acknowledged as `failed`
+    unwritable: bool = False
 
 
 @dataclass(frozen=True)

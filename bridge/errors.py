@@ -41,6 +41,11 @@ class EventError(BridgeError):
     """A message is not a valid bridge event. Such messages are dead-lettered, never applied."""
 
 
+class AckError(BridgeError):
+    """A message in an acks queue is not a valid acknowledgement (bridge/ackwire.py); it is
+    dropped with a log line, never recorded."""
+
+
 class VerifyError(BridgeError):
     """Sites hold different rows for a synced table."""
 

@@ -19,9 +19,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 
 from bridge import install
+from bridge.acks import AckReceiver, AckSender
 from bridge.apply import Applier
 from bridge.archive import Archiver
 from bridge.broker import Endpoints
@@ -70,6 +72,11 @@ class Bridge:
         applier = Applier(self.config, self.dialect, connect_now=False)
         # how far the consumer has taken the own queue: what the dispatcher republishes on
         applier.progress = progress = QueueProgress(applier.clock)
+        sender = (
+            AckSender(self.config, self.endpoints, self.stop_event, self.stats)
+            if self.config.acks != "off"
+            else None
+        )
         parts: list[tuple[str, Callable[[], None]]] = [
             (
                 "dispatcher",
@@ -87,10 +94,23 @@ class Bridge:
                     self.stop_event,
                     self.stats,
                     progress,
+                    sender.send if sender is not None else None,
                 ).run,
             ),
             ("cleanup", lambda: schedule(self.config, self.dialect, self.stop_event)),
         ]
+        if sender is not None:
+            parts.append(("ack-sender", sender.run))
+        # the emitter records what its events became (the archive site: every site's, in
+        # topic mode); whatever this site's own `acks`, as the other sites may send them
+        parts.append(
+            (
+                "acks",
+                AckReceiver(
+                    self.config, self.dialect, self.endpoints, self.stop_event, self.stats
+                ).run,
+            )
+        )
         if self.config.is_archive:
             parts.append(
                 (
@@ -102,6 +122,10 @@ class Bridge:
                         self.endpoints,
                         self.stop_event,
                         self.stats,
+                        # topic mode: the archive tells every emitter it stored its events
+                        acks=partial(sender.send, archive=True)
+                        if sender is not None and self.config.acks == "topic"
+                        else None,
                     ).run,
                 )
             )

@@ -1,14 +1,20 @@
 """`bridge status`: what a site's database says about its bridge: the outbox's backlog and
 the age of its oldest rows, what was applied, logged and archived, and how much the
 dispatcher published again (republishing follows evidence of a lost message, so more than a
-small fraction of what is published points at a problem: bridge/dispatcher.py)."""
+small fraction of what is published points at a problem: bridge/dispatcher.py); from the
+acks (bridge/acks.py), what became of one event at each site, and the recent failures."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from bridge.ackwire import ARCHIVE_SUFFIX
+from bridge.config import Config
+from bridge.errors import EventError
 
 REPUBLISH_WARNING = 0.05  # of the messages confirmed
 REPUBLISH_MINIMUM = 100  # confirmed messages before the ratio means anything
@@ -86,3 +92,62 @@ def read(dialect: Any, conn: Any) -> SiteStatus:
     if isinstance(counters, str):
         counters = json.loads(counters)
     return SiteStatus(**values, dispatcher={k: int(v) for k, v in counters.items()})
+
+
+PENDING = "pending"  # no ack from that site yet
+PROBLEM_HOURS = 24  # `bridge status` sums up the failures and conflicts acked this long ago
+PROBLEM_EXAMPLES = 5  # ... and shows the latest few
+
+
+@dataclass(frozen=True)
+class Destination:
+    """What a site that received an event said became of it (bridge/acks.py)."""
+
+    site: str
+    status: str  # an ack's status (bridge/ackwire.py), or PENDING
+    reason: str = ""
+    acked_at: dt.datetime | None = None
+
+
+def event_acks(config: Config, dialect: Any, conn: Any, event_id: str) -> list[Destination]:
+    """Per destination of an event (every site in `sites` but its origin, the archive
+    `<ARCHIVE>_HISTO` in topic mode, and any other site that acked it) what its latest ack
+    said, PENDING where none came. The origin is
+    the one the acks name, else this site (where an event's acks arrive)."""
+    try:
+        event_id = str(uuid.UUID(event_id))
+    except ValueError:
+        raise EventError(f"{event_id!r} is not an event id: give the event's UUID") from None
+    rows = conn.execute(dialect.render("ack_event"), {"id": event_id}).fetchall()
+    acked = {site: (status, reason or "", at) for site, _origin, status, reason, at in rows}
+    origin = rows[0][1] if rows else config.site
+    sites = [s for s in config.sites if s != origin]
+    if config.acks == "topic":  # the archive acks what it stored
+        sites.append(f"{config.archive_site}{ARCHIVE_SUFFIX}")
+    sites += sorted(set(acked) - set(sites))
+    return [Destination(s, *acked[s]) if s in acked else Destination(s, PENDING) for s in sites]
+
+
+@dataclass(frozen=True)
+class Problems:
+    """Failures and conflicts acked in the last PROBLEM_HOURS hours: how many, the latest."""
+
+    total: int
+    latest: list[tuple[str, str, str, str]]  # event id, site, status, reason
+
+    def line(self) -> str:
+        if not self.total:
+            return f"none in the last {PROBLEM_HOURS} h"
+        shown = "; ".join(
+            f"{event_id} at {site} {status}: {reason}"
+            for event_id, site, status, reason in self.latest
+        )
+        return f"{self.total} in the last {PROBLEM_HOURS} h, latest: {shown}"
+
+
+def problems(dialect: Any, conn: Any) -> Problems:
+    rows = conn.execute(
+        dialect.render("ack_problems"), {"hours": PROBLEM_HOURS, "limit": PROBLEM_EXAMPLES}
+    ).fetchall()
+    total = int(rows[0][5]) if rows else 0
+    return Problems(total, [(str(r[0]), r[1], r[2], r[3] or "") for r in rows])

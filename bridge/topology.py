@@ -5,6 +5,10 @@
   limit, dead-lettered through `bridge.dlx` (direct) to `<queue>.dlq`.
 - `bridge.replay` direct exchange -> each site's queue, with the site's name as routing
   key: what `bridge replay` and `bridge repair` send to one site only.
+- Acknowledgements (bridge/acks.py), both modes declared whatever a site's `acks` says: a
+  quorum queue `SITE_<NAME>.acks` per site, reached through the default exchange (direct
+  mode), and the topic exchange `bridge.acks`, routing key `<ORIGIN>.<SENDER>`: bound to
+  each site's acks queue with `<NAME>.*` and to the archive site's with `#` (topic mode).
 """
 
 from __future__ import annotations
@@ -14,15 +18,20 @@ from collections.abc import Sequence
 import pika
 import pika.exceptions
 
-from bridge.broker import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REPLAY_EXCHANGE
-from bridge.config import site_queue
+from bridge.broker import ACKS_EXCHANGE, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REPLAY_EXCHANGE
+from bridge.config import acks_queue, site_queue
 from bridge.errors import BrokerError
 
 DELIVERY_LIMIT = 20
+ACKS_MAX_LENGTH = 100_000  # messages in an acks queue (each acks a batch of events)
 
 
 def queue_names(sites: Sequence[str], archive_site: str) -> list[str]:
     return [site_queue(s) for s in sites] + [f"{site_queue(archive_site)}_HISTO"]
+
+
+def acks_queue_names(sites: Sequence[str]) -> list[str]:
+    return [acks_queue(s) for s in sites]
 
 
 def apply(
@@ -54,6 +63,20 @@ def apply(
             channel.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_bind(dlq, DEAD_LETTER_EXCHANGE, routing_key=dlq)
             declared += [queue, dlq]
+        channel.exchange_declare(ACKS_EXCHANGE, exchange_type="topic", durable=True)
+        for site in sites:
+            queue = acks_queue(site)
+            channel.queue_declare(
+                queue,
+                durable=True,
+                # a site whose bridge is not running does not grow it without bound: the
+                # oldest acks go first (they are a report; the sync does not need them)
+                arguments={"x-queue-type": "quorum", "x-max-length": ACKS_MAX_LENGTH},
+            )
+            channel.queue_bind(queue, ACKS_EXCHANGE, routing_key=f"{site}.*")
+            if site == archive_site:  # the archive records every site's acks too
+                channel.queue_bind(queue, ACKS_EXCHANGE, routing_key="#")
+            declared.append(queue)
         for site in sites:
             channel.queue_bind(site_queue(site), REPLAY_EXCHANGE, routing_key=site)
     except pika.exceptions.ChannelClosedByBroker as exc:

@@ -125,6 +125,8 @@ def fresh_topology(
     for q in topology.queue_names(SITES, ARCHIVE):
         ch.queue_delete(q)
         ch.queue_delete(f"{q}.dlq")
+    for q in topology.acks_queue_names(SITES):
+        ch.queue_delete(q)
     topology.apply(ch, SITES, ARCHIVE)
     yield ch
     with contextlib.suppress(pika.exceptions.AMQPError):  # a fault test may have killed it

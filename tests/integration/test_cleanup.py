@@ -31,7 +31,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.integration
 
 DB = DB_PREFIX + "cleanup"
-TABLES = ("bridge_archive", "bridge_inbox", "bridge_row_version")
+TABLES = ("bridge_archive", "bridge_inbox", "bridge_row_version", "bridge_acks")
 
 
 @pytest.fixture
@@ -58,6 +58,11 @@ def site():
             "INSERT INTO bridge_row_version (table_name, row_key, ts, origin, deleted) "
             f"VALUES ('orders', '{{\"id\": {n}}}', {ts}, 'LONDON', true)",
         )
+        sql(
+            DB,
+            "INSERT INTO bridge_acks (event_id, site, origin, status, acked_at) "
+            f"VALUES (gen_random_uuid(), 'LONDON', 'PARIS', 'applied', {ts})",
+        )
     sql(
         DB,
         "INSERT INTO bridge_row_version (table_name, row_key, ts, origin, deleted) "
@@ -83,7 +88,8 @@ def test_dry_run_counts_per_table_and_deletes_nothing(site):
     assert "archive entries           2 would be deleted" in lines
     assert "inbox entries             2 would be deleted" in lines
     assert "tombstones                2 would be deleted" in lines
-    assert "6 row(s) older than 90 days would be deleted (dry run" in out.output
+    assert "ack entries               2 would be deleted" in lines
+    assert "8 row(s) older than 90 days would be deleted (dry run" in out.output
     assert counts() == before
 
 
@@ -92,12 +98,18 @@ def test_cleanup_deletes_only_what_is_older_than_the_retention(site):
         "archive entries": 2,
         "inbox entries": 2,
         "tombstones": 2,
+        "ack entries": 2,
     }
     out = bridge(site, "cleanup", "--older-than", "30")
     assert out.exit_code == 0, out.output
     assert "tombstones                2 deleted" in out.output.splitlines()
     # the 10-day-old rows stay, and so does the live row's version (not a tombstone)
-    assert counts() == {"bridge_archive": 1, "bridge_inbox": 1, "bridge_row_version": 2}
+    assert counts() == {
+        "bridge_archive": 1,
+        "bridge_inbox": 1,
+        "bridge_row_version": 2,
+        "bridge_acks": 1,
+    }
     assert sql(DB, "SELECT row_key->>'id', deleted FROM bridge_row_version ORDER BY 1") == [
         ("3", True),
         ("4", False),
@@ -162,7 +174,7 @@ def test_a_change_redelivered_after_cleanup_purged_its_inbox_entry_is_not_applie
     assert [(r[0], r[1]) for r in before] == [(1, "v2"), (3, "madrid")]
     sql(madrid, "UPDATE bridge_inbox SET applied_at = applied_at - interval '2 days'")
     purged = cleanup.cleanup(sites["MADRID"], for_url(sites["MADRID"].database_url), 1)
-    assert purged == {"archive entries": 0, "inbox entries": 6, "tombstones": 0}
+    assert purged == {"archive entries": 0, "inbox entries": 6, "tombstones": 0, "ack entries": 0}
 
     archived = sql(
         db_of(sites["PARIS"]),

@@ -267,7 +267,12 @@ def test_status_cleanup_and_drift(fed: dict[str, Any], dialect: str) -> None:
     # rows stay
     app_sql(cfg, AGE[dialect].format(table="bridge_inbox", column="applied_at"))
     counts = cleanup.cleanup(cfg, d, older_than_days=90, dry_run=True)
-    assert counts == {"archive entries": 0, "inbox entries": 3, "tombstones": 1}
+    assert counts == {
+        "archive entries": 0,
+        "inbox entries": 3,
+        "tombstones": 1,
+        "ack entries": 0,
+    }
     assert count(cfg, "bridge_inbox") == 3  # a dry run deletes nothing
     assert cleanup.cleanup(cfg, d, older_than_days=90) == counts
     assert count(cfg, "bridge_inbox") == 0

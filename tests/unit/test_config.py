@@ -108,3 +108,11 @@ def test_an_unquoted_schema_qualified_table_in_toml_is_refused_with_the_fix(tmp_
     toml.write_text(toml.read_text().replace("sales.orders", '"sales.orders"'))
     cfg = config.load(toml, env={}, dotenv=None)
     assert [t.name for t in cfg.tables] == ["sales.orders"]
+
+
+def test_acks_mode():
+    assert config.from_mapping(BASE).acks == "direct"
+    assert config.from_mapping({**BASE, "acks": "Topic"}).acks == "topic"
+    assert config.from_mapping({**BASE, "acks": "off"}).acks == "off"
+    with pytest.raises(ConfigError, match="'acks': 'fanout' is not an acknowledgement mode"):
+        config.from_mapping({**BASE, "acks": "fanout"})

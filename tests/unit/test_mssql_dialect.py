@@ -354,7 +354,7 @@ def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete() -> Non
             found += [w.sql(dialect="tsql") for p in parsed for w in p.find_all(exp.Where)]
         return found
 
-    assert len(wheres(False)) == 3
+    assert len(wheres(False)) == 4  # archive, inbox, tombstones, acks
     assert wheres(True) == wheres(False)
 
 

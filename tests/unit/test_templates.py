@@ -352,7 +352,7 @@ def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete():
         return found
 
     deleting = wheres(dry_run=False)
-    assert len(deleting) == 3 and all("CLOCK_TIMESTAMP()" in w for w in deleting)
+    assert len(deleting) == 4 and all("CLOCK_TIMESTAMP()" in w for w in deleting)
     assert wheres(dry_run=True) == deleting
 
 

@@ -77,3 +77,14 @@ CREATE TABLE IF NOT EXISTS bridge_waiting (
     attempts      INT         NOT NULL DEFAULT 1
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 
+CREATE TABLE IF NOT EXISTS bridge_acks (
+    event_id CHAR(36)      NOT NULL,
+    site     VARCHAR(64)   NOT NULL,
+    origin   VARCHAR(64)   NOT NULL,
+    status   VARCHAR(16)   NOT NULL,
+    reason   VARCHAR(1000) NULL,
+    acked_at DATETIME(6)   NOT NULL DEFAULT (UTC_TIMESTAMP(6)),
+    PRIMARY KEY (event_id, site),
+    KEY bridge_acks_acked_at (acked_at)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+

@@ -133,3 +133,21 @@ CREATE TABLE bridge_waiting (
     attempts      INT           NOT NULL CONSTRAINT bridge_waiting_attempts DEFAULT 1
 );
 GO
+
+-- bridge_acks: what became of this site's events at each site that received them, from
+-- their acks (one row per event and receiving site, the latest ack's); purged by cleanup.
+IF OBJECT_ID(N'bridge_acks', N'U') IS NULL
+CREATE TABLE bridge_acks (
+    event_id CHAR(36)       NOT NULL,
+    site     NVARCHAR(64)   COLLATE Latin1_General_BIN2 NOT NULL,
+    origin   NVARCHAR(64)   COLLATE Latin1_General_BIN2 NOT NULL,
+    status   NVARCHAR(16)   NOT NULL,
+    reason   NVARCHAR(1000) NULL,
+    acked_at DATETIME2(6)   NOT NULL CONSTRAINT bridge_acks_acked_at_default DEFAULT SYSUTCDATETIME(),
+    CONSTRAINT bridge_acks_pk PRIMARY KEY (event_id, site)
+);
+GO
+
+IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE object_id = OBJECT_ID(N'bridge_acks') AND name = N'bridge_acks_acked_at')
+CREATE INDEX bridge_acks_acked_at ON bridge_acks (acked_at);
+GO

@@ -351,3 +351,35 @@ END;
 /
 
 COMMENT ON TABLE bridge_waiting IS 'bridge: received changes waiting for a row they reference (tried again after each batch)';
+
+DECLARE
+    found PLS_INTEGER;
+BEGIN
+    SELECT COUNT(*) INTO found FROM user_tables WHERE table_name = 'BRIDGE_ACKS';
+    IF found = 0 THEN
+        EXECUTE IMMEDIATE q'[
+CREATE TABLE bridge_acks (
+    event_id VARCHAR2(36 CHAR)   NOT NULL,
+    site     VARCHAR2(64 CHAR)   NOT NULL,
+    origin   VARCHAR2(64 CHAR)   NOT NULL,
+    status   VARCHAR2(16 CHAR)   NOT NULL,
+    reason   VARCHAR2(1000 CHAR),
+    acked_at TIMESTAMP(6)        DEFAULT SYS_EXTRACT_UTC(SYSTIMESTAMP) NOT NULL,
+    CONSTRAINT bridge_acks_pk PRIMARY KEY (event_id, site)
+)
+]';
+    END IF;
+END;
+/
+
+DECLARE
+    found PLS_INTEGER;
+BEGIN
+    SELECT COUNT(*) INTO found FROM user_indexes WHERE index_name = 'BRIDGE_ACKS_ACKED_AT';
+    IF found = 0 THEN
+        EXECUTE IMMEDIATE 'CREATE INDEX bridge_acks_acked_at ON bridge_acks (acked_at)';
+    END IF;
+END;
+/
+
+COMMENT ON TABLE bridge_acks IS 'bridge: what became of this site''s events at each site that received them (acks; purged by bridge cleanup)';
