@@ -8,15 +8,22 @@ then copied with CREATE DATABASE ... TEMPLATE; bridge init and install-triggers 
 First the new comparison runs on equal sites (0 differences); then one row is changed at
 MADRID behind bridge's back (`SET LOCAL bridge.applying = 'on'`: not captured) and each
 round runs both: the new one must name exactly that key, the old one the table. Which one
-goes first alternates by round. No broker is used (the version is read for the header).
+goes first alternates by round.
 
-    python -m bench.verify [--quick] [--rounds R] [--rows N] [--chunk-rows C]
+Then `--repair-rows` (1,000) more rows are changed at MADRID behind bridge's back and
+`bridge repair` runs (`repair.run` at PARIS, the three bridges running on the cluster in
+the vhost `bridge_bench`): the comparison, the winning state of each differing key, the
+repair events through `bridge.replay`, MADRID applying them, and the comparison again,
+which must be clean. Its wall time and the keys repaired per second are reported.
+
+    python -m bench.verify [--quick] [--rounds R] [--rows N] [--chunk-rows C] [--repair-rows K]
 
 Results: bench/results/verify.json and verify.md. Nothing here asserts on time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,8 +44,10 @@ from bench.common import (
     timed,
     write_results,
 )
-from bridge import verify
+from bridge import repair, verify
+from bridge.broker import REPLAY_EXCHANGE
 from bridge.config import Config
+from bridge.run import Bridge
 from tests.conftest import SITES, create_site_db, make_config, pg_url, setup_site, sql
 
 NAME = "verify"
@@ -98,10 +107,51 @@ def run_old(cfgs: list[Config]) -> tuple[float, float, list[str]]:
     return wall, cpu, differing
 
 
+def run_repair(
+    broker: Broker, cfgs: list[Config], rows: int, count: int, chunk_rows: int
+) -> dict[str, Any]:
+    """Change `count` more rows at MADRID behind bridge's back, then time `repair.run` at
+    PARIS with the three bridges running: every differing key repaired, verify clean."""
+    broker.ensure_ready()
+    broker._cluster("add-site-user", "PARIS", "paris-secret", "--archive")  # noqa: SLF001
+    broker.fresh_topology()
+    sites = [dataclasses.replace(c, amqp_url=broker.site_url(c.site)) for c in cfgs]
+    db = sites[2].database_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url(db), autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL bridge.applying = 'on'")
+        conn.execute(
+            "UPDATE orders SET amount = -amount WHERE id %% %s = 0 AND id <= %s",
+            (max(rows // count, 1), rows),
+        )
+    peers = {c.site: c.database_url for c in sites[1:]}
+    bridges = [Bridge(c) for c in sites]
+    for b in bridges:
+        b.start()
+    try:
+        log(f"repair: {count + 1} rows changed at MADRID; repairing")
+        wall, _cpu, report = timed(
+            lambda: repair.run(sites[0], peers, wait=900, chunk_rows=chunk_rows, progress=False)
+        )
+    finally:
+        for b in bridges:
+            b.stop()
+        with broker.admin() as ch:
+            ch.exchange_delete(REPLAY_EXCHANGE)
+        broker.teardown()
+    keys = len(report.before.differences["orders"])
+    clean = report.after is not None and report.after.ok
+    log(
+        f"repair: {keys} keys, {len(report.plan.fixes)} repair events, {wall:.1f} s, clean: {clean}"
+    )
+    if not clean:
+        raise RuntimeError(f"repair left differences: {report.unapplied[:3]}")
+    return {"keys": keys, "events": report.sent, "wall_s": wall, "keys_per_s": keys / wall}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__ or NAME)
-    p.set_defaults(vhost="/")  # only the broker's version is read, for the header
     p.add_argument("--rows", type=int, default=None, help="rows per site (1,000,000)")
+    p.add_argument("--repair-rows", type=int, default=1000, help="rows repaired (1,000)")
     p.add_argument("--chunk-rows", type=int, default=verify.DEFAULT_CHUNK_ROWS)
     args = p.parse_args(argv)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
@@ -109,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     broker = Broker(args.vhost, args.amqp_host_port)
     params = {"rows_per_site": rows, "sites": len(SITES), "chunk_rows": args.chunk_rows}
     params["rounds"] = rounds
+    params["repair_rows"] = args.repair_rows + 1
     result = header(NAME, args.quick, broker, params)
     started = time.perf_counter()
     log(f"verify: filling {len(SITES)} databases with {rows:,} rows each")
@@ -145,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"(key found), old {out['baseline']['wall_s']:.1f} s (table found); "
                 f"old/new {out['ratio']:.1f}"
             )
+        repaired = run_repair(broker, cfgs, rows, args.repair_rows, args.chunk_rows)
     finally:
         for site in SITES:
             drop_db(f"{PREFIX}_{site.lower()}")
@@ -156,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "new_no_difference_s": median([e["wall_s"] for e in equal]),
         "new_cpu_s": median([r["subject"]["cpu_s"] for r in raw]),
         "old_cpu_s": median([r["baseline"]["cpu_s"] for r in raw]),
+        "repair": repaired,
         "target": f"new <= {TARGET_S:.0f} s",
         "verdict": "PASS" if new_s <= TARGET_S else "FAIL",
     }
@@ -194,9 +247,15 @@ def markdown(result: dict[str, Any]) -> str:
             ],
         ],
     )
+    r = f["repair"]
     lines += [
         "",
         f"Old / new wall time: {f['old_over_new']:.1f}x. Target {f['target']}: {f['verdict']}.",
+        "",
+        f"Repair: {r['keys']:,} rows changed at MADRID behind bridge's back; `bridge repair` "
+        f"(comparison, winning states, {r['events']:,} repair events through bridge.replay, "
+        f"applied at MADRID, comparison again: clean) took {r['wall_s']:.1f} s, "
+        f"{r['keys_per_s']:,.0f} keys/s, on {p['rows_per_site']:,} rows per site.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Scheduled purge (default: older than 90 days) of the archive, the inbox and tombstones.
+"""Scheduled purge (default: older than 90 days) of the archive, the inbox, tombstones,
+conflicts and acks.
 
 Why there is a minimum of one day: an inbox entry is what makes a redelivered event a no-op
 at this site, and a tombstone is what keeps a change older than a delete from bringing the
@@ -50,35 +51,74 @@ def check_days(days: int) -> int:
     return days
 
 
+# What cleanup purges, in this order; each kind in statements of at most BATCH rows, each
+# in a transaction of its own (a long purge neither holds locks nor grows one transaction).
+KINDS = ("archive", "inbox", "tombstones", "conflicts", "acks")
+BATCH = 10_000
+
+
 def cleanup(
-    config: Config, dialect: Any, older_than_days: int | None = None, dry_run: bool = False
+    config: Config,
+    dialect: Any,
+    older_than_days: int | None = None,
+    dry_run: bool = False,
+    batch: int = BATCH,
 ) -> dict[str, int]:
-    """Delete what is older than the retention, in one transaction; with `dry_run`, only
-    count it. Returns the rows per kind (archive entries, inbox entries, tombstones)."""
+    """Delete what is older than the retention: archive entries, inbox entries, tombstones,
+    conflicts, ack entries, each kind in batches of at most `batch` rows; with `dry_run`,
+    only count them. Returns the rows per kind.
+
+    The cutoff (the database's clock minus the retention) is recorded as this site's
+    cleanup horizon before anything is deleted, in a transaction of its own: a replayed
+    event older than it is not applied here (bridge/apply.py), even if a purge is cut
+    short."""
     days = check_days(older_than_days if older_than_days is not None else config.retention_days)
     counts: dict[str, int] = {}
     conn = dialect.connect(config.database_url)
     try:
         install.require_initialised(dialect, conn, config.site)
         with conn.transaction(), conn.cursor() as cur:
-            for stmt in dialect.statements("cleanup", dry_run=dry_run):
-                cur.execute(stmt, {"days": days})
-                for what, rows in cur.fetchall():
-                    counts[what] = int(rows)
+            cur.execute(dialect.render("clock"))
+            cutoff = _utc(cur.fetchone()[0]) - dt.timedelta(days=days)
             if not dry_run:
-                # read after the purge: at or after its cutoff, never before
-                cur.execute(dialect.render("clock"))
-                _record_horizon(dialect, cur, _utc(cur.fetchone()[0]) - dt.timedelta(days=days))
+                _record_horizon(dialect, cur, cutoff)
+        binds = {"cutoff": cutoff, "limit": batch}
+        if dry_run:
+            with conn.transaction(), conn.cursor() as cur:
+                for stmt in dialect.statements("cleanup", dry_run=True, kind=None):
+                    counts.update(_counted(cur, stmt, binds))
+        else:
+            for kind in KINDS:
+                statements = dialect.statements("cleanup", dry_run=False, kind=kind)
+                while True:
+                    with conn.transaction(), conn.cursor() as cur:
+                        removed: dict[str, int] = {}
+                        for stmt in statements:
+                            removed.update(_counted(cur, stmt, binds))
+                    for what, n in removed.items():
+                        counts[what] = counts.get(what, 0) + n
+                    if sum(removed.values()) < batch:
+                        break
     finally:
         conn.close()
     log.info(
-        "site=%s cleanup%s: older than %d days: %s",
+        "site=%s cleanup%s: older than %d days (before %s): %s",
         config.site,
         " (dry run, nothing deleted)" if dry_run else "",
         days,
+        format_timestamp(cutoff),
         ", ".join(f"{n} {what}" for what, n in counts.items()),
     )
     return counts
+
+
+def _counted(cur: Any, statement: str, binds: dict[str, Any]) -> dict[str, int]:
+    """Run one statement of the cleanup template: the (what, rows) it returns, if any (a
+    DELETE that a SELECT of its count follows returns none)."""
+    cur.execute(statement, binds)
+    if cur.description is None:
+        return {}
+    return {what: int(n) for what, n in cur.fetchall()}
 
 
 HORIZON_KEY = "cleanup"  # bridge_meta: {"purged_before": timestamp}

@@ -235,8 +235,8 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                 for i in infos
             ]
         elif name == "cleanup":
-            for dry_run in (False, True):
-                out.append(Rendered(name, None, tuple(dialect.statements(name, dry_run=dry_run))))
+            for switches in cleanup_variants():
+                out.append(Rendered(name, None, tuple(dialect.statements(name, **switches))))
         elif name == "uninit":
             functions = [dialect.capture_function(i.table.name) for i in infos]
             out.append(Rendered(name, None, tuple(dialect.statements(name, functions=functions))))
@@ -330,6 +330,13 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                     "render_all how bridge renders it"
                 )
     return out
+
+
+def cleanup_variants() -> list[dict[str, Any]]:
+    """cleanup as bridge/cleanup.py renders it: every kind counted, or one kind purged."""
+    from bridge.cleanup import KINDS
+
+    return [{"dry_run": True, "kind": None}] + [{"dry_run": False, "kind": k} for k in KINDS]
 
 
 def archive_replay_variants() -> list[dict[str, Any]]:

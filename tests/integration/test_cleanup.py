@@ -31,7 +31,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.integration
 
 DB = DB_PREFIX + "cleanup"
-TABLES = ("bridge_archive", "bridge_inbox", "bridge_row_version", "bridge_acks")
+TABLES = ("bridge_archive", "bridge_inbox", "bridge_row_version", "bridge_conflicts", "bridge_acks")
 
 
 @pytest.fixture
@@ -63,6 +63,13 @@ def site():
             "INSERT INTO bridge_acks (event_id, site, origin, status, acked_at) "
             f"VALUES (gen_random_uuid(), 'LONDON', 'PARIS', 'applied', {ts})",
         )
+        sql(
+            DB,
+            "INSERT INTO bridge_conflicts (detected_at, event_id, table_name, row_key, reason, "
+            "incoming_ts, incoming_origin, incoming) "
+            f"VALUES ({ts}, gen_random_uuid(), 'orders', '{{\"id\": {n}}}', 'lost', {ts}, "
+            "'LONDON', '{}')",
+        )
     sql(
         DB,
         "INSERT INTO bridge_row_version (table_name, row_key, ts, origin, deleted) "
@@ -89,7 +96,8 @@ def test_dry_run_counts_per_table_and_deletes_nothing(site):
     assert "inbox entries             2 would be deleted" in lines
     assert "tombstones                2 would be deleted" in lines
     assert "ack entries               2 would be deleted" in lines
-    assert "8 row(s) older than 90 days would be deleted (dry run" in out.output
+    assert "conflicts                 2 would be deleted" in lines
+    assert "10 row(s) older than 90 days would be deleted (dry run" in out.output
     assert counts() == before
 
 
@@ -98,6 +106,7 @@ def test_cleanup_deletes_only_what_is_older_than_the_retention(site):
         "archive entries": 2,
         "inbox entries": 2,
         "tombstones": 2,
+        "conflicts": 2,
         "ack entries": 2,
     }
     out = bridge(site, "cleanup", "--older-than", "30")
@@ -108,6 +117,7 @@ def test_cleanup_deletes_only_what_is_older_than_the_retention(site):
         "bridge_archive": 1,
         "bridge_inbox": 1,
         "bridge_row_version": 2,
+        "bridge_conflicts": 1,
         "bridge_acks": 1,
     }
     assert sql(DB, "SELECT row_key->>'id', deleted FROM bridge_row_version ORDER BY 1") == [
@@ -117,6 +127,29 @@ def test_cleanup_deletes_only_what_is_older_than_the_retention(site):
     out = bridge(site, "cleanup")  # retention_days, 90: nothing that old is left
     assert out.exit_code == 0, out.output
     assert "0 row(s) older than 90 days deleted" in out.output
+
+
+def test_cleanup_purges_in_bounded_batches_and_records_its_horizon(site):
+    """Batches of one row: each kind is purged in as many transactions as it has rows, the
+    counts add up, and the cutoff is recorded first (what a replay is judged against)."""
+    dialect = for_url(site.database_url)
+    removed = cleanup.cleanup(site, dialect, 30, batch=1)
+    assert removed == {
+        "archive entries": 2,
+        "inbox entries": 2,
+        "tombstones": 2,
+        "conflicts": 2,
+        "ack entries": 2,
+    }
+    assert counts()["bridge_conflicts"] == 1
+    with dialect.connect(site.database_url) as conn:
+        horizon = cleanup.cleanup_horizon(dialect, conn)
+    now = sql(DB, "SELECT clock_timestamp()")[0][0]
+    assert horizon is not None and 29.9 < (now - horizon).total_seconds() / 86400 < 30.1
+    # a longer retention later leaves it where it is (it only moves forward)
+    cleanup.cleanup(site, dialect, 60)
+    with dialect.connect(site.database_url) as conn:
+        assert cleanup.cleanup_horizon(dialect, conn) == horizon
 
 
 @pytest.mark.parametrize(

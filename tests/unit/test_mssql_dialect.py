@@ -340,21 +340,24 @@ def test_result_columns_are_those_the_core_reads() -> None:
     new_row = apply.statements(MS, info).insert
     assert last_select(new_row) == ["written"]
     assert last_select(apply.statements(MS, info).confirm) == ["unchanged"]
-    for dry_run in (False, True):
-        for stmt in MS.statements("cleanup", dry_run=dry_run):
+    for switches in sqlcheck.cleanup_variants():
+        for stmt in MS.statements("cleanup", **switches):
             assert last_select(stmt) == ["what", "n"]
 
 
 def test_cleanup_dry_run_counts_under_the_same_conditions_as_the_delete() -> None:
     def wheres(dry_run: bool) -> list[str]:
         found = []
-        for stmt in MS.statements("cleanup", dry_run=dry_run):
-            assert ("DELETE" in stmt) is not dry_run
-            parsed = sqlglot.parse(placeholders_as_literals(stmt), read="tsql")
-            found += [w.sql(dialect="tsql") for p in parsed for w in p.find_all(exp.Where)]
+        for switches in sqlcheck.cleanup_variants():
+            if switches["dry_run"] != dry_run:
+                continue
+            for stmt in MS.statements("cleanup", **switches):
+                assert ("DELETE" in stmt) is not dry_run
+                parsed = sqlglot.parse(placeholders_as_literals(stmt), read="tsql")
+                found += [w.sql(dialect="tsql") for p in parsed for w in p.find_all(exp.Where)]
         return found
 
-    assert len(wheres(False)) == 4  # archive, inbox, tombstones, acks
+    assert len(wheres(False)) == 5  # archive, inbox, tombstones, conflicts, acks
     assert wheres(True) == wheres(False)
 
 
@@ -379,7 +382,7 @@ def test_statement_separators_stand_alone_on_their_line() -> None:
         MS.render("init", site_literal="'PARIS'", max_payload=100),
         MS.render("capture_install", **install_context(info)),
         MS.render("capture_uninstall", table=info.table, forget=True, trigger="[t]"),
-        *(MS.render("cleanup", dry_run=d) for d in (False, True)),
+        *(MS.render("cleanup", **switches) for switches in sqlcheck.cleanup_variants()),
         MS.render("uninit_guard", outbox=True),
         *dataclasses.astuple(apply.statements(MS, info)),
     ]

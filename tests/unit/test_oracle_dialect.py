@@ -194,8 +194,11 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
                 )
                 for i in tables
             ]
-        elif name in ("cleanup", "apply_constraints", "uninit_guard"):
-            switch = {"cleanup": "dry_run", "apply_constraints": "deferred"}.get(name, "outbox")
+        elif name == "cleanup":
+            for switches in sqlcheck.cleanup_variants():
+                out.append(Rendered(name, None, split(ORA.render(name, **switches))))
+        elif name in ("apply_constraints", "uninit_guard"):
+            switch = {"apply_constraints": "deferred"}.get(name, "outbox")
             for on in (False, True):
                 out.append(Rendered(name, None, split(ORA.render(name, **{switch: on}))))
         elif name == "uninit":
@@ -818,12 +821,13 @@ def test_a_template_with_several_statements_keeps_the_last_rows() -> None:
 
     conn = OracleConnection(Raw(), "named", classify)
     cur = conn.execute(
-        ORA.render("cleanup", dry_run=False).split("-- bridge:statement")[0]
+        ORA.render("cleanup", dry_run=False, kind="inbox").split("-- bridge:statement")[0]
         + "-- bridge:statement\nSELECT 7 AS n FROM DUAL",
-        {"days": 90},
+        {"cutoff": 90, "limit": 10},
     )
     assert cur.fetchall() == [(7,)]
-    assert ":days" in raw_cursor.executed[0][0] and raw_cursor.executed[0][1] == {"days": 90}
+    assert ":cutoff" in raw_cursor.executed[0][0]
+    assert raw_cursor.executed[0][1] == {"cutoff": 90, "limit": 10}
     only_block = conn.execute("BEGIN NULL; END;")
     assert only_block.fetchall() == [] and only_block.fetchone() is None
 
