@@ -64,6 +64,19 @@ def drop_rome_queue() -> None:
     _admin(drop)
 
 
+def rome_queue_state() -> str:
+    """SITE_ROME's ready messages and consumers, for a failure message."""
+
+    def look(ch: Any) -> str:
+        ok = ch.queue_declare("SITE_ROME", passive=True).method
+        return f"SITE_ROME: {ok.message_count} ready, {ok.consumer_count} consumer(s)"
+
+    try:
+        return str(_admin(look))
+    except pika.exceptions.AMQPError as exc:
+        return f"SITE_ROME: {exc!r}"
+
+
 def apply_four_site_topology() -> None:
     """What the operator runs once ROME is in 'sites': `bridge topology apply` as admin."""
     _admin(lambda ch: topology.apply(ch, FOUR, ARCHIVE))

@@ -15,6 +15,7 @@ from tests.joining import (
     apply_four_site_topology,
     drop_rome_queue,
     make_rome,
+    rome_queue_state,
     rome_user,  # noqa: F401 - fixture
     seed,
     verified,
@@ -63,7 +64,11 @@ def test_rome_joins_while_the_others_write(sites, rome_user, request):  # noqa: 
             # ROME's bridge stopped while the others kept writing; it catches up below
         with running(rome):
             everyone = [*cfgs, rome]
-            wait_for(lambda: converged(everyone), 120, "all four sites holding the same rows")
+            try:
+                wait_for(lambda: converged(everyone), 120, "all four sites holding the same rows")
+            except AssertionError as exc:
+                inbox = sql(db_of(rome), "SELECT count(*), max(applied_at) FROM bridge_inbox")
+                raise AssertionError(f"{exc}; {rome_queue_state()}; ROME's inbox {inbox}") from None
             wait_for(lambda: all(outbox_empty(c) for c in everyone), 60, "outboxes empty")
     assert verified([rome, *cfgs]) == []
     assert sql(db_of(rome), "SELECT count(*) FROM orders WHERE id <= 50")[0][0] == 0
