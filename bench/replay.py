@@ -135,7 +135,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rounds = args.rounds or (2 if args.quick else 3)
     broker = Broker(args.vhost, args.amqp_host_port)
     broker.ensure_ready()
-    broker._cluster("add-site-user", "PARIS", "paris-secret", "--archive")  # noqa: SLF001
     broker.fresh_topology()
     params = {"rows": n, "events": 2 * n, "rounds": rounds}
     result = header(NAME, args.quick, broker, params)

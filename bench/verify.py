@@ -113,7 +113,6 @@ def run_repair(
     """Change `count` more rows at MADRID behind bridge's back, then time `repair.run` at
     PARIS with the three bridges running: every differing key repaired, verify clean."""
     broker.ensure_ready()
-    broker._cluster("add-site-user", "PARIS", "paris-secret", "--archive")  # noqa: SLF001
     broker.fresh_topology()
     sites = [dataclasses.replace(c, amqp_url=broker.site_url(c.site)) for c in cfgs]
     db = sites[2].database_url.rsplit("/", 1)[1]
