@@ -30,8 +30,14 @@ import pika.exceptions
 from bridge import ackwire
 from bridge.ackwire import Ack, AckBatch
 from bridge.archive import ARCHIVE_DUPLICATE, ARCHIVED
-from bridge.backoff import run_sessions
-from bridge.broker import ACKS_EXCHANGE, DEFAULT_EXCHANGE, Endpoints, describe
+from bridge.broker import (
+    ACKS_EXCHANGE,
+    DEFAULT_EXCHANGE,
+    Endpoints,
+    describe,
+    disconnect,
+    keep_connected,
+)
 from bridge.config import Config, acks_queue
 from bridge.decision import (
     APPLIED,
@@ -43,7 +49,7 @@ from bridge.decision import (
     Outcome,
 )
 from bridge.dialects.base import close_quietly
-from bridge.errors import AckError, BridgeError, BrokerError, BrokerLoginError, one_line
+from bridge.errors import AckError, BrokerError, one_line
 from bridge.event import Event
 from bridge.stats import Stats
 
@@ -123,13 +129,7 @@ class AckSender:
             self._said.add(reason)
             log.log(level, "site=%s acks publisher: %s; retrying", self.config.site, reason)
 
-        run_sessions(
-            self._session,
-            self.stop,
-            (BridgeError, pika.exceptions.AMQPError, OSError),
-            on_error,
-            fatal=(BrokerLoginError,),
-        )
+        keep_connected(self._session, self.stop, on_error)
 
     def _session(self) -> None:
         conn = self.endpoints.blocking()
@@ -149,11 +149,7 @@ class AckSender:
                     continue
                 channel = self._publish(conn, channel, batch)
         finally:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except pika.exceptions.AMQPError:
-                pass
+            disconnect(conn)
 
     @staticmethod
     def _channel(conn: pika.BlockingConnection) -> Any:
@@ -254,13 +250,7 @@ class AckReceiver:
             self.conn = None
 
         try:
-            run_sessions(
-                self._session,
-                self.stop,
-                (BridgeError, pika.exceptions.AMQPError, OSError, *self.dialect.errors.any),
-                on_error,
-                fatal=(BrokerLoginError,),
-            )
+            keep_connected(self._session, self.stop, on_error, also=self.dialect.errors.any)
         finally:
             close_quietly(self.conn)
 
@@ -289,11 +279,7 @@ class AckReceiver:
                     self._record(batch)
                     channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
         finally:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except pika.exceptions.AMQPError:
-                pass
+            disconnect(conn)
 
     def _more_waiting(self, conn: pika.BlockingConnection, pending: list[_Delivery]) -> bool:
         if len(pending) >= self.config.prefetch:

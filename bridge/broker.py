@@ -11,13 +11,14 @@ import logging
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pika
 import pika.exceptions
 
-from bridge.errors import BrokerError, BrokerLoginError
+from bridge.backoff import run_sessions
+from bridge.errors import BridgeError, BrokerError, BrokerLoginError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,31 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, pika.exceptions.StreamLostError):
         return "connection lost (node or HAProxy went away)"
     return text
+
+
+# What a part that talks to the broker retries after (a new session, with backoff).
+RETRIED: tuple[type[BaseException], ...] = (BridgeError, pika.exceptions.AMQPError, OSError)
+
+
+def keep_connected(
+    session: Callable[[], None],
+    stop: threading.Event,
+    on_error: Callable[[BaseException], None],
+    also: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Run `session` again after each broker error (RETRIED, and `also`: the database's)
+    until `stop` is set; a login refused before any connection worked (BrokerLoginError)
+    ends it (bridge/backoff.py run_sessions)."""
+    run_sessions(session, stop, (*RETRIED, *also), on_error, fatal=(BrokerLoginError,))
+
+
+def disconnect(conn: pika.BlockingConnection | None) -> None:
+    """Close a broker connection if it is open; an error while closing is no news."""
+    try:
+        if conn is not None and conn.is_open:
+            conn.close()
+    except pika.exceptions.AMQPError:
+        pass
 
 
 def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:

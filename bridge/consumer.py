@@ -26,7 +26,7 @@ import pika.exceptions
 
 from bridge import failpoints, wire
 from bridge.archive import ARCHIVE_DUPLICATE
-from bridge.backoff import Backoff, run_sessions
+from bridge.backoff import Backoff
 from bridge.broker import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_HEADER,
@@ -35,11 +35,13 @@ from bridge.broker import (
     broker_user_of,
     dead_letter_properties,
     describe,
+    disconnect,
+    keep_connected,
     one_event_properties,
 )
 from bridge.config import Config
 from bridge.decision import DUPLICATE, REJECTED, SUPERSEDED, Outcome
-from bridge.errors import BridgeError, BrokerLoginError, DatabaseError, EventError, one_line
+from bridge.errors import BridgeError, DatabaseError, EventError, one_line
 from bridge.event import Event
 from bridge.progress import QueueProgress
 from bridge.stats import Stats
@@ -200,13 +202,7 @@ class Consumer:
             self.stats.add("consumer_reconnects")
 
         try:
-            run_sessions(
-                self._session,
-                self.stop,
-                (BridgeError, pika.exceptions.AMQPError, OSError),
-                on_error,
-                fatal=(BrokerLoginError,),
-            )
+            keep_connected(self._session, self.stop, on_error)
         finally:
             self.handler.close()
 
@@ -260,11 +256,7 @@ class Consumer:
                 batch, pending = pending, []
                 self._process(conn, channel, dead_letters, batch)
         finally:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except pika.exceptions.AMQPError:
-                pass
+            disconnect(conn)
 
     def _look(self, channel: Any, progress: QueueProgress) -> None:
         """Nothing in hand: is the queue empty? (What lets the dispatcher see a message

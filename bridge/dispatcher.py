@@ -38,19 +38,19 @@ import pika.exceptions
 from pika.adapters.select_connection import PollEvents
 
 from bridge import event, failpoints, wire
-from bridge.backoff import run_sessions
 from bridge.broker import (
     EVENTS_EXCHANGE,
     EVENTS_HEADER,
     Endpoints,
     describe,
+    keep_connected,
     parameters,
     properties,
     redact,
     refusal,
 )
 from bridge.config import Config
-from bridge.errors import BridgeError, BrokerError, BrokerLoginError, DatabaseError, one_line
+from bridge.errors import BridgeError, BrokerError, DatabaseError, one_line
 from bridge.progress import QueueProgress
 from bridge.stats import Stats
 
@@ -117,12 +117,8 @@ class Dispatcher:
             log.warning("site=%s dispatcher: %s; retrying", self.config.site, one_line(exc))
             self.stats.add("dispatcher_reconnects")
 
-        run_sessions(
-            lambda: _Session(self).run(),
-            self.stop,
-            (BridgeError, pika.exceptions.AMQPError, *self.dialect.errors.any, OSError),
-            on_error,
-            fatal=(BrokerLoginError,),
+        keep_connected(
+            lambda: _Session(self).run(), self.stop, on_error, also=self.dialect.errors.any
         )
 
 

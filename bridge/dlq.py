@@ -50,6 +50,7 @@ from bridge.broker import (
     Endpoints,
     dead_letter_properties,
     describe,
+    disconnect,
     one_event_properties,
 )
 from bridge.config import Config
@@ -342,11 +343,7 @@ class _Held:
                 channel.close()
         except pika.exceptions.AMQPError:
             pass  # closing the connection gives them back too
-        try:
-            if self.conn.is_open:
-                self.conn.close()
-        except pika.exceptions.AMQPError:
-            pass
+        disconnect(self.conn)
 
 
 def _retry_chunk(

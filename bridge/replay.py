@@ -27,7 +27,14 @@ import pika.exceptions
 
 from bridge import codec, install, wire
 from bridge import event as events
-from bridge.broker import EVENTS_HEADER, REPLAY_EXCHANGE, REPLAY_HEADER, Endpoints, describe
+from bridge.broker import (
+    EVENTS_HEADER,
+    REPLAY_EXCHANGE,
+    REPLAY_HEADER,
+    Endpoints,
+    describe,
+    disconnect,
+)
 from bridge.broker import properties as event_properties
 from bridge.config import Config
 from bridge.dialects import for_url
@@ -196,11 +203,7 @@ class Sender:
         self.close()
 
     def close(self) -> None:
-        try:
-            if self.conn is not None and self.conn.is_open:
-                self.conn.close()
-        except pika.exceptions.AMQPError:
-            pass
+        disconnect(self.conn)
 
     def send(self, batch: Sequence[Event]) -> None:
         """One message carrying these events (all of one origin)."""
