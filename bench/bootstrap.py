@@ -99,7 +99,7 @@ def run_bootstrap(new: Config, chunk_rows: int) -> float:
     sql(NEW_DB, "DELETE FROM bridge_meta WHERE key = 'bootstrap'")
     checkpoint()
     t0 = time.perf_counter()
-    report = bootstrap.bootstrap(new, "PARIS", pg_url(SOURCE_DB), chunk_rows=chunk_rows, settle=0.0)
+    report = bootstrap.bootstrap(new, "PARIS", pg_url(SOURCE_DB), chunk_rows=chunk_rows)
     elapsed = time.perf_counter() - t0
     assert not report.resumed and report.total > 0
     return elapsed

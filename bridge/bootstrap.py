@@ -3,12 +3,14 @@
 1. The new site's queue must exist before anything is copied (`bridge topology apply`
    with the site in 'sites'): from then on every change any site publishes is kept in
    it. What was published before it existed reaches the new site only through the copy,
-   so the copy must hold it: bootstrap waits until the source site's own queue has been
-   seen with no message ready after the new queue existed (`wait_drained`). Every message
-   published before that look had by then been delivered to the source's consumer, which
-   commits a batch before it acknowledges it; `settle` seconds more let it commit what it
-   held (with no consumer on the queue, nothing is held: no wait). The snapshot is taken
-   after that, so it holds every change published before the new queue existed.
+   so the copy must hold it: bootstrap waits until the source has applied everything its
+   own queue held once the new queue existed (`wait_drained`): it puts a drain marker at
+   the end of the source's queue (bridge/marker.py) and waits until the source records it.
+   The queue hands messages to its consumer in order, and the consumer records a marker
+   only after the batch holding it committed, so every message published before the new
+   queue existed is then committed at the source (with no consumer and no message on the
+   queue, nothing is in flight: no wait). The snapshot is taken after that, so it holds
+   every change published before the new queue existed.
 2. The synced tables are copied from the source in one snapshot (REPEATABLE READ, set for
    the source connection's session by bootstrap_begin), chunk
    by chunk in primary-key order, each chunk written here in one transaction marked as
@@ -38,9 +40,9 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from bridge import codec, install
+from bridge import codec, install, marker
 from bridge.apply import Applier
-from bridge.broker import Endpoints
+from bridge.broker import Endpoints, disconnect
 from bridge.config import Config, site_queue
 from bridge.dialects import for_url
 from bridge.dialects.base import Dialect, TableInfo
@@ -124,39 +126,45 @@ def check_queue(config: Config) -> None:
 def wait_drained(
     config: Config,
     source: str,
-    settle: float,
+    source_url: str,
     timeout: float,
     say: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Return once every message published to the source's queue before this call has
-    been applied there (see the module's docstring, 1.); RefusedError after `timeout`."""
+    been applied and committed there (see the module's docstring, 1.): a drain marker put
+    at the end of that queue is recorded by the source. RefusedError after `timeout`."""
     queue = site_queue(source)
-    deadline = clock() + timeout
     conn = Endpoints(config.amqp_urls, config.heartbeat).blocking()
     try:
-        channel = conn.channel()
-        while True:
-            try:
-                ok = channel.queue_declare(queue, passive=True).method
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                raise BrokerError(f"cannot look at queue {queue}: {exc}") from None
-            if ok.message_count == 0:
-                if ok.consumer_count:
-                    say(f"{queue} has no message waiting; {settle:g}s for its last batch")
-                    conn.sleep(settle)
-                return
+        try:
+            ok = conn.channel().queue_declare(queue, passive=True).method
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise BrokerError(f"cannot look at queue {queue}: {exc}") from None
+    finally:
+        disconnect(conn)
+    if ok.message_count == 0 and ok.consumer_count == 0:
+        return  # nothing waits, nothing is held by a consumer: nothing to wait for
+    sent = marker.publish(config, queue)
+    say(
+        f"waiting for {source} to take a marker put behind the {ok.message_count} "
+        f"message(s) of {queue}"
+    )
+    dialect = for_url(source_url)
+    deadline = clock() + timeout
+    src = dialect.connect(source_url)
+    try:
+        while marker.recorded(dialect, src) != sent:
             if clock() > deadline:
                 raise RefusedError(
-                    f"queue {queue} still had {ok.message_count} message(s) waiting after "
-                    f"{timeout:g}s: bootstrap copies {source} once it has applied what was "
-                    f"published before {config.queue} existed; make sure `bridge run` runs at "
-                    f"{source}, or bootstrap from another site"
+                    f"{source} had not applied what its queue {queue} held after {timeout:g}s: "
+                    f"bootstrap copies {source} once it has applied what was published before "
+                    f"{config.queue} existed; make sure `bridge run` runs at {source} (this "
+                    "version or newer), or bootstrap from another site"
                 )
-            conn.sleep(POLL)
+            time.sleep(POLL)
     finally:
-        if conn.is_open:
-            conn.close()
+        src.close()
 
 
 def _state(dialect: Dialect, conn: Any) -> State | None:
@@ -182,7 +190,6 @@ def bootstrap(
     source_url: str,
     chunk_rows: int = 5000,
     force: bool = False,
-    settle: float = 5.0,
     drain_timeout: float = 600.0,
     say: Callable[[str], None] = lambda _: None,
     meter: Callable[[str, int], Meter] | None = None,
@@ -222,7 +229,7 @@ def bootstrap(
                     "same key with the source's (rows the source lacks stay)"
                 )
             say(f"waiting until {source} has applied what was published before {config.queue}")
-            wait_drained(config, source, settle, drain_timeout, say)
+            wait_drained(config, source, source_url, drain_timeout, say)
             # recorded only now: a run killed after this resumes without waiting again,
             # rightly (what this wait guarantees holds for every later snapshot)
             state = State(source)

@@ -512,20 +512,12 @@ def verify(
     help="Rows copied per transaction (and per progress record).",
 )
 @click.option(
-    "--settle",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds given to the source's consumer to commit what it was delivered, once "
-    "its queue has no message waiting.",
-)
-@click.option(
     "--wait",
     "drain_timeout",
     default=600.0,
     show_default=True,
     type=click.FloatRange(0),
-    help="Seconds to wait for the source's queue to have no message waiting.",
+    help="Seconds to wait for the source to apply what its queue held (a drain marker).",
 )
 @click.option(
     "--force",
@@ -539,7 +531,6 @@ def bootstrap(
     source: str,
     peers: tuple[str, ...],
     chunk_rows: int,
-    settle: float,
     drain_timeout: float,
     force: bool,
 ) -> None:
@@ -562,7 +553,6 @@ def bootstrap(
             url,
             chunk_rows=chunk_rows,
             force=force,
-            settle=settle,
             drain_timeout=drain_timeout,
             say=lambda line: click.echo(line, err=True),
             meter=lambda label, total: Meter(label, total, sys.stderr),

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pika
 import pika.exceptions
 
-from bridge import failpoints, wire
+from bridge import failpoints, marker, wire
 from bridge.archive import ARCHIVE_DUPLICATE
 from bridge.backoff import Backoff
 from bridge.broker import (
@@ -56,6 +56,7 @@ MAX_BATCH_EVENTS = 5_000  # events per consumer batch (one transaction), message
 
 class Handler(Protocol):
     dialect: Any  # its database's (what errors it raises)
+    conn: Any  # its database connection (None until it connects)
     # events of earlier batches decided on in the last one (they were waiting), and how
     waited: list[tuple[Event, Outcome]]
 
@@ -291,7 +292,11 @@ class Consumer:
         # a message refused whole (event None), or one event of it
         rejected: list[tuple[_Delivery, Event | None, str]] = []
         carried: dict[int, int] = {}  # delivery tag -> its events
+        markers: list[str] = []  # drain markers (bridge/marker.py), in order
         for d in batch:
+            if marker.is_marker(d.props):
+                markers.append(str(d.props.message_id))
+                continue
             try:
                 carried_events = validate(
                     d.body,
@@ -306,6 +311,9 @@ class Consumer:
             carried[d.tag] = len(carried_events)
             valid.extend((d, e) for e in carried_events)
         outcomes = self._apply(conn, [e for _, e in valid])
+        if markers:
+            # committed: every message before the marker is applied here
+            self._record_marker(conn, markers[-1])
         failpoints.hit("consume.applied")
         skipped: Counter[str] = Counter()
         for (d, event), outcome in zip(valid, outcomes, strict=True):
@@ -356,6 +364,31 @@ class Consumer:
             results = [(e, o) for (_, e), o in zip(valid, outcomes, strict=True)]
             self.acks(results + self.handler.waited)
         return len(valid) + sum(1 for _, event, _ in rejected if event is None)
+
+    def _record_marker(self, conn: pika.BlockingConnection, marker_id: str) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                if self.handler.conn is None or self.handler.conn.closed:
+                    self.handler.reconnect()
+                marker.record(self.handler.dialect, self.handler.conn, marker_id)
+                log.info(
+                    "site=%s queue=%s drain marker %s taken",
+                    self.config.site,
+                    self.queue,
+                    marker_id,
+                )
+                return
+            except (BridgeError, *self.handler.dialect.errors.any) as exc:
+                log.warning(
+                    "site=%s queue=%s drain marker not recorded (%s), retrying",
+                    self.config.site,
+                    self.queue,
+                    one_line(exc),
+                )
+            if self.stop.is_set():
+                raise DatabaseError("stopping while the database is unavailable")
+            conn.sleep(backoff.next_delay())
 
     def _apply(self, conn: pika.BlockingConnection, batch: list[Event]) -> list[Outcome]:
         backoff = Backoff()

@@ -53,7 +53,7 @@ def test_bootstrap_killed_mid_copy_resumes(sites, rome_user, request, tmp_path: 
     rome = make_rome(request, ORDERS_DDL)
     seed(paris, range(1, ROWS + 1))
     command = [sys.executable, "-m", "bridge", "bootstrap", *peer_args(paris)]
-    command += ["--chunk-rows", "100", "--settle", "1"]
+    command += ["--chunk-rows", "100"]
     with running(*cfgs):
         wait_for(lambda: converged(cfgs), 120, "the seed at every site")
         apply_four_site_topology()

@@ -47,9 +47,7 @@ def test_rome_joins_while_the_others_write(sites, rome_user, request):  # noqa: 
             wait_for(lambda: writers.changes > 300, 60, "the applications writing")
             apply_four_site_topology()  # the operator's step: SITE_ROME exists from now
             before = writers.changes
-            report = bootstrap.bootstrap(
-                rome, paris.site, paris.database_url, chunk_rows=250, settle=1.0
-            )
+            report = bootstrap.bootstrap(rome, paris.site, paris.database_url, chunk_rows=250)
             assert not report.resumed
             assert report.rows["orders"] >= len(SHARED) - 50 - 300
             assert report.tombstones["orders"] >= 50
@@ -92,8 +90,8 @@ def test_refuses_a_site_with_rows_unless_forced(sites, rome_user, request):  # n
     apply_four_site_topology()
     sql(db_of(rome), "INSERT INTO orders (id, customer) VALUES (7, 'local')")
     with pytest.raises(RefusedError, match="hold rows"):
-        bootstrap.bootstrap(rome, paris.site, paris.database_url, settle=0)
-    report = bootstrap.bootstrap(rome, paris.site, paris.database_url, settle=0, force=True)
+        bootstrap.bootstrap(rome, paris.site, paris.database_url)
+    report = bootstrap.bootstrap(rome, paris.site, paris.database_url, force=True)
     assert report.rows["orders"] == 100
     assert sql(db_of(rome), "SELECT customer FROM orders WHERE id = 7") == [("seed",)]
 

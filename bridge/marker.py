@@ -1,0 +1,81 @@
+"""Drain markers: how `bridge bootstrap` knows that a site has applied every message its
+queue held at some moment, exactly.
+
+A marker is a small message (AMQP type `bridge.marker`, no event) published to one site's
+queue through the default exchange. The queue hands messages to its single active consumer
+in order, and the consumer commits a batch before it records the markers the batch held
+(bridge_meta `marker`). So once a site records a marker, every message that was in its queue
+before the marker has been applied there and committed: nothing delivered and not yet
+committed is left out, as a look at the queue's count of ready messages could.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from bridge.broker import DEFAULT_EXCHANGE, Endpoints, describe, disconnect
+from bridge.config import Config
+from bridge.errors import BrokerError
+
+MARKER_TYPE = "bridge.marker"
+META_KEY = "marker"
+
+
+def is_marker(props: pika.BasicProperties) -> bool:
+    return bool(props.type == MARKER_TYPE)
+
+
+def record(dialect: Any, conn: Any, marker: str) -> None:
+    """Remember the latest marker taken from this site's queue (after the batch that held
+    it committed)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(dialect.render("meta_put"), {"key": META_KEY, "value": json.dumps(marker)})
+
+
+def recorded(dialect: Any, conn: Any) -> str | None:
+    """The latest marker this site recorded, if any."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(dialect.render("meta_get"), {"key": META_KEY})
+        row = cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    value = row[0]
+    if isinstance(value, str) and value.startswith('"'):
+        value = json.loads(value)  # a dialect that reads the JSON text as it is stored
+    return str(value)
+
+
+def publish(config: Config, queue: str) -> str:
+    """Put a new marker at the end of `queue` (confirmed by the broker); its id."""
+    marker = str(uuid.uuid4())
+    conn = Endpoints(config.amqp_urls, config.heartbeat).blocking()
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(
+            DEFAULT_EXCHANGE,
+            queue,
+            b"{}",
+            pika.BasicProperties(
+                message_id=marker,
+                type=MARKER_TYPE,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                app_id="bridge",
+            ),
+            mandatory=True,
+        )
+    except pika.exceptions.UnroutableError:
+        raise BrokerError(f"queue {queue} does not exist: run bridge topology apply") from None
+    except pika.exceptions.AMQPError as exc:
+        raise BrokerError(
+            f"cannot put a marker in {queue}: {describe(exc)}; the broker user needs write on "
+            "amq.default (scripts/cluster add-site-user grants it)"
+        ) from None
+    finally:
+        disconnect(conn)
+    return marker
