@@ -207,7 +207,13 @@ def test_a_change_redelivered_after_cleanup_purged_its_inbox_entry_is_not_applie
     assert [(r[0], r[1]) for r in before] == [(1, "v2"), (3, "madrid")]
     sql(madrid, "UPDATE bridge_inbox SET applied_at = applied_at - interval '2 days'")
     purged = cleanup.cleanup(sites["MADRID"], for_url(sites["MADRID"].database_url), 1)
-    assert purged == {"archive entries": 0, "inbox entries": 6, "tombstones": 0, "ack entries": 0}
+    assert purged == {
+        "archive entries": 0,
+        "inbox entries": 6,
+        "tombstones": 0,
+        "conflicts": 0,
+        "ack entries": 0,
+    }
 
     archived = sql(
         db_of(sites["PARIS"]),

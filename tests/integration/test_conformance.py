@@ -271,6 +271,7 @@ def test_status_cleanup_and_drift(fed: dict[str, Any], dialect: str) -> None:
         "archive entries": 0,
         "inbox entries": 3,
         "tombstones": 1,
+        "conflicts": 0,
         "ack entries": 0,
     }
     assert count(cfg, "bridge_inbox") == 3  # a dry run deletes nothing
