@@ -303,8 +303,8 @@ class Applier:
         raise DatabaseError(f"batch rolled back {LOCK_RETRIES} times in a row: {last}")
 
     def _beyond_horizon(self, events: Sequence[Event]) -> dict[int, Outcome]:
-        """Replayed events older than what cleanup has purged here (bridge_meta
-        `purged_before`), by index: skipped as superseded. Their inbox entry and the
+        """Replayed events older than what cleanup has purged here (its horizon,
+        bridge/cleanup.py), by index: skipped as superseded. Their inbox entry and the
         tombstone of their row may be gone, so neither would stop them: an insert of a row
         deleted since would bring it back. (A repair event carries a row's current winning
         version, not history: it is never skipped for its age.)"""
