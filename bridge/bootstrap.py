@@ -168,8 +168,9 @@ def wait_drained(
 
 
 def _state(dialect: Dialect, conn: Any) -> State | None:
-    row = conn.execute(dialect.render("meta_get"), {"key": META_KEY}).fetchone()
-    return State.from_json(row[0]) if row else None
+    with conn.cursor() as cur:
+        value = install.meta_get(dialect, cur, META_KEY)
+    return None if value is None else State.from_json(value)
 
 
 def _put(dialect: Dialect, state: State) -> tuple[str, dict[str, Any]]:

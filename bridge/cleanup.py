@@ -11,7 +11,6 @@ again. Keep the retention longer than any outage a site may need to recover from
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import threading
@@ -133,17 +132,12 @@ def _record_horizon(dialect: Any, cur: Any, cutoff: dt.datetime) -> None:
     known = _read_horizon(dialect, cur)
     if known is not None and known >= cutoff:
         return
-    value = json.dumps({"purged_before": format_timestamp(cutoff)})
-    cur.execute(dialect.render("meta_put"), {"key": HORIZON_KEY, "value": value})
+    install.meta_put(dialect, cur, HORIZON_KEY, {"purged_before": format_timestamp(cutoff)})
 
 
 def _read_horizon(dialect: Any, cur: Any) -> dt.datetime | None:
-    cur.execute(dialect.render("meta_get"), {"key": HORIZON_KEY})
-    row = cur.fetchone()
-    if row is None or row[0] is None:
-        return None
-    value = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-    return parse_timestamp(value["purged_before"])
+    value = install.meta_get(dialect, cur, HORIZON_KEY)
+    return None if value is None else parse_timestamp(value["purged_before"])
 
 
 def cleanup_horizon(dialect: Any, conn: Any) -> dt.datetime | None:

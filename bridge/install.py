@@ -357,16 +357,33 @@ def drift(dialect: Dialect, conn: Any, tables: Iterable[str]) -> dict[str, str]:
     return problems
 
 
+def meta_get(dialect: Dialect, cur: Any, key: str) -> Any:
+    """The JSON value bridge_meta holds under `key` (None if none). Drivers give it parsed
+    (PostgreSQL), as JSON text, or a string unquoted (meta_get of MariaDB and Oracle)."""
+    cur.execute(dialect.render("meta_get"), {"key": key})
+    row = cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    value = row[0]
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # a string, unquoted
+
+
+def meta_put(dialect: Dialect, cur: Any, key: str, value: Any) -> None:
+    """Set bridge_meta's entry `key` to `value` (as JSON), replacing what it held."""
+    cur.execute(dialect.render("meta_put"), {"key": key, "value": json.dumps(value)})
+
+
 def trigger_meta(dialect: Dialect, conn: Any, table: str) -> dict[str, Any] | None:
     """What bridge_meta records of a table's capture (`version`, `columns_hash`, and
     `row_filter` if it has one), or None if none is installed."""
     with conn.cursor() as cur:
-        cur.execute(dialect.render("meta_get"), {"key": f"trigger:{table}"})
-        row = cur.fetchone()
-    if row is None:
-        return None
-    meta = row[0] if isinstance(row[0], dict) else json.loads(row[0])
-    return dict(meta)
+        meta = meta_get(dialect, cur, f"trigger:{table}")
+    return None if meta is None else dict(meta)
 
 
 def installed_filter(dialect: Dialect, conn: Any, table: str) -> str | None:

@@ -11,13 +11,13 @@ committed is left out, as a look at the queue's count of ready messages could.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import pika
 import pika.exceptions
 
+from bridge import install
 from bridge.broker import DEFAULT_EXCHANGE, Endpoints, describe, disconnect
 from bridge.config import Config
 from bridge.errors import BrokerError
@@ -34,20 +34,14 @@ def record(dialect: Any, conn: Any, marker: str) -> None:
     """Remember the latest marker taken from this site's queue (after the batch that held
     it committed)."""
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(dialect.render("meta_put"), {"key": META_KEY, "value": json.dumps(marker)})
+        install.meta_put(dialect, cur, META_KEY, marker)
 
 
 def recorded(dialect: Any, conn: Any) -> str | None:
     """The latest marker this site recorded, if any."""
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(dialect.render("meta_get"), {"key": META_KEY})
-        row = cur.fetchone()
-    if row is None or row[0] is None:
-        return None
-    value = row[0]
-    if isinstance(value, str) and value.startswith('"'):
-        value = json.loads(value)  # a dialect that reads the JSON text as it is stored
-    return str(value)
+        value = install.meta_get(dialect, cur, META_KEY)
+    return None if value is None else str(value)
 
 
 def publish(config: Config, queue: str) -> str:

@@ -23,6 +23,7 @@ with every other site's database in `peers`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -34,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge import codec
-from bridge import event as events
 from bridge.apply import Applier
 from bridge.config import Config
 from bridge.decision import RowState, Version
@@ -43,7 +43,7 @@ from bridge.dialects.base import literal
 from bridge.errors import ConfigError, EventError
 from bridge.event import OPS, Event
 from bridge.meter import Meter
-from bridge.replay import Sender, _text, send_all
+from bridge.replay import Sender, archived_event, send_all
 from bridge.verify import DEFAULT_CHUNK_ROWS, Comparison, KeyDiff, compare
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class _Archive:
             found = cur.fetchall()
         for event_id, text in found:
             try:
-                e = events.from_dict(codec.loads(_text(text)))
+                e = archived_event(text)
             except (EventError, ValueError):
                 log.warning("archive entry %s is not a valid event: skipped", event_id)
                 continue
@@ -222,37 +222,37 @@ def wait_applied(
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Fix]:
     """Wait until every repair event is in its site's inbox (decided on: applied, or lost
-    to a newer change); the ones not there when `timeout` runs out."""
+    to a newer change); the ones not there when `timeout` runs out. One connection per
+    site for the whole wait."""
     deadline = clock() + timeout
     left = list(fixes)
-    while left:
-        by_site: dict[str, list[Fix]] = {}
-        for f in left:
-            by_site.setdefault(f.site, []).append(f)
-        left = []
-        for site, mine in by_site.items():
-            done = decided(urls[site], [f.event.id for f in mine])
-            left += [f for f in mine if f.event.id not in done]
-        if not left or clock() >= deadline:
-            break
-        time.sleep(WAIT_POLL)
+    with contextlib.ExitStack() as stack:
+        sites: dict[str, tuple[Any, Any]] = {}
+        for site in {f.site for f in fixes}:
+            dialect = for_url(urls[site])
+            conn = dialect.connect(urls[site])
+            stack.callback(conn.close)
+            sites[site] = (dialect, conn)
+        while left:
+            done: set[str] = set()
+            for site, (dialect, conn) in sites.items():
+                done |= decided(dialect, conn, [f.event.id for f in left if f.site == site])
+            left = [f for f in left if f.event.id not in done]
+            if not left or clock() >= deadline:
+                break
+            time.sleep(WAIT_POLL)
     return left
 
 
-def decided(url: str, ids: Sequence[str]) -> set[str]:
+def decided(dialect: Any, conn: Any, ids: Sequence[str]) -> set[str]:
     """Which of these events a site has decided on (they are in its inbox)."""
-    dialect = for_url(url)
-    conn = dialect.connect(url)
-    try:
-        found: set[str] = set()
-        with conn.transaction(), conn.cursor() as cur:
-            for start in range(0, len(ids), 500):
-                chunk = [literal(str(uuid.UUID(i))) for i in ids[start : start + 500]]
-                cur.execute(dialect.render("inbox_has", ids=chunk))
-                found.update(str(row[0]) for row in cur.fetchall())
-        return found
-    finally:
-        conn.close()
+    found: set[str] = set()
+    with conn.transaction(), conn.cursor() as cur:
+        for start in range(0, len(ids), 500):
+            chunk = [literal(str(uuid.UUID(i))) for i in ids[start : start + 500]]
+            cur.execute(dialect.render("inbox_has", ids=chunk))
+            found.update(str(row[0]) for row in cur.fetchall())
+    return found
 
 
 def check(config: Config, urls: Mapping[str, str], sites: Iterable[str]) -> None:

@@ -149,12 +149,14 @@ def count(config: Config, selection: Selection) -> dict[tuple[str, str], int]:
         conn.close()
 
 
-def _text(value: Any) -> str:
-    if hasattr(value, "read"):  # a LOB (Oracle)
+def archived_event(value: Any) -> Event:
+    """An event as `bridge_archive` holds it (JSON text, or a LOB: Oracle). Raises
+    EventError or ValueError if it is not one."""
+    if hasattr(value, "read"):
         value = value.read()
     if isinstance(value, bytes):
-        return value.decode()
-    return value if isinstance(value, str) else codec.dumps(value)
+        value = value.decode()
+    return events.from_dict(codec.loads(value if isinstance(value, str) else codec.dumps(value)))
 
 
 def archived(config: Config, selection: Selection) -> Iterator[Event]:
@@ -167,7 +169,7 @@ def archived(config: Config, selection: Selection) -> Iterator[Event]:
             while rows := cur.fetchmany(READ_BATCH):
                 for event_id, text in rows:
                     try:
-                        yield events.from_dict(codec.loads(_text(text)))
+                        yield archived_event(text)
                     except (EventError, ValueError) as exc:
                         log.warning(
                             "site=%s event=%s archived entry skipped: not a valid event: %s",
