@@ -39,8 +39,10 @@ class BrokerState:
     problems: list[str] = field(default_factory=list)  # each a reason, with what to do
 
     @property
-    def dead_letters(self) -> int:
-        return sum(n for n in self.dead_letter_queues.values() if n)
+    def dead_letters(self) -> int | None:
+        """Messages in the dead-letter queues that could be counted; None if none could."""
+        known = [n for n in self.dead_letter_queues.values() if n is not None]
+        return sum(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def reasons(
     if oldest_unpublished is not None and oldest_unpublished.total_seconds() > max_backlog_age:
         found.append(
             f"backlog: the oldest unpublished outbox row is "
-            f"{oldest_unpublished.total_seconds():.0f}s old (more than {max_backlog_age:g}s): "
+            f"{oldest_unpublished.total_seconds():.1f}s old (more than {max_backlog_age:g}s): "
             "is `bridge run` running at this site, and can it reach the broker? (its log)"
         )
     found += broker.problems

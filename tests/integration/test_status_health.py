@@ -124,7 +124,7 @@ def test_an_unreachable_broker_exits_1_without_the_password(sites, url, says):
         "reachable": False,
         "queue": "SITE_PARIS",
         "queue_messages": None,
-        "dead_letters": 0,
+        "dead_letters": None,
         "dead_letter_queues": {"SITE_PARIS.dlq": None, "SITE_PARIS_HISTO.dlq": None},
     }
     (reason,) = report["reasons"]

@@ -87,7 +87,7 @@ def test_a_healthy_site_has_no_reason():
 
 def test_a_backlog_older_than_the_threshold_is_a_reason():
     (reason,) = reasons(cfg(), dt.timedelta(seconds=301), 300.0, {}, broker())
-    assert reason.startswith("backlog: the oldest unpublished outbox row is 301s old")
+    assert reason.startswith("backlog: the oldest unpublished outbox row is 301.0s old")
     assert "more than 300s" in reason and "is `bridge run` running" in reason
     assert reasons(cfg(), dt.timedelta(microseconds=1), 0.0, {}, broker()) != []
 
@@ -112,6 +112,7 @@ def test_dead_letters_name_their_queue_and_the_command_to_see_them():
         "--archive list`, then `bridge dlq --archive retry` or `drop` them",
     ]
     assert broker({"SITE_PARIS.dlq": 2, "SITE_PARIS_HISTO.dlq": None}).dead_letters == 2
+    assert broker({"SITE_PARIS.dlq": None}).dead_letters is None  # not counted: unknown
 
 
 def test_the_archive_site_watches_the_archives_dead_letter_queue_too():
