@@ -236,3 +236,17 @@ def test_event_acks_as_json(sites):
             {"site": "MADRID", "status": "pending", "reason": "", "acked_at": None},
         ],
     }
+
+
+def test_a_passive_declare_needs_no_permission_on_the_queue(fresh_topology):
+    """What the probe relies on (docs/operations.md): RabbitMQ lets a site's user count a
+    queue it has no permission on (LONDON's on PARIS's), and refuses it anything more."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url_for("LONDON")))
+    try:
+        ch = conn.channel()
+        assert ch.queue_declare("SITE_PARIS_HISTO.dlq", passive=True).method.message_count == 0
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            ch.queue_declare("SITE_PARIS_HISTO.dlq", durable=True)
+        assert refused.value.reply_code == 403
+    finally:
+        conn.close()
