@@ -137,20 +137,24 @@ def disconnect(conn: pika.BlockingConnection | None) -> None:
         pass
 
 
-def parameters(url: str, heartbeat: int = 30) -> pika.URLParameters:
+def parameters(url: str, heartbeat: int = 30, timeout: float | None = None) -> pika.URLParameters:
+    """Connection parameters; `timeout` (seconds) shortens the connect and handshake
+    deadlines (10 s and 15 s) for a quick probe (`bridge status`)."""
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 300
     params.connection_attempts = 1
-    params.socket_timeout = 10
-    params.stack_timeout = 15
+    params.socket_timeout = 10 if timeout is None else timeout
+    params.stack_timeout = 15 if timeout is None else timeout
     return params
 
 
 class Endpoints:
     """Round-robin over the configured broker addresses (HAProxy, or a list of nodes)."""
 
-    def __init__(self, urls: Sequence[str], heartbeat: int = 30) -> None:
+    def __init__(
+        self, urls: Sequence[str], heartbeat: int = 30, timeout: float | None = None
+    ) -> None:
         if not urls:
             raise BrokerError("amqp_url is empty: give at least one amqp://user:pass@host:port/")
         users = {username(u) for u in urls}
@@ -159,6 +163,7 @@ class Endpoints:
         self.urls = list(urls)
         self.user = users.pop()
         self.heartbeat = heartbeat
+        self.timeout = timeout
         self._next: Iterator[str] = itertools.cycle(self.urls)
         self._lock = threading.Lock()
         self._worked = threading.Event()  # a connection with these credentials succeeded
@@ -188,7 +193,7 @@ class Endpoints:
         for _ in self.urls:
             url = self.next_url()
             try:
-                conn = pika.BlockingConnection(parameters(url, self.heartbeat))
+                conn = pika.BlockingConnection(parameters(url, self.heartbeat, self.timeout))
             except pika.exceptions.AMQPError as exc:
                 refused = refused or refusal(exc) is not None
                 reasons.append(f"{redact(url)}: {describe(exc)}")

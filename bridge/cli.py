@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from bridge import __version__, install, topology
 from bridge import config as config_mod
 from bridge.broker import Endpoints, redact
 from bridge.errors import BridgeError, ConfigError, DatabaseError, one_line
+
+if TYPE_CHECKING:
+    from bridge.health import BrokerState
 
 pass_config = click.make_pass_decorator(dict, ensure=True)
 
@@ -404,42 +407,93 @@ def run(ctx: click.Context) -> None:
     help="What became of this event (emitted here) at each site, from their acks: "
     "applied, duplicate, superseded, conflict, failed (with the reason), waiting, pending.",
 )
+@click.option(
+    "--max-backlog-age",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Unhealthy when the oldest unpublished outbox row is older than this "
+    "(default: status_max_backlog_age, 300).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (stable keys).")
 @click.pass_context
-def status(ctx: click.Context, event_id: str | None) -> None:
+def status(
+    ctx: click.Context, event_id: str | None, max_backlog_age: float | None, as_json: bool
+) -> None:
     """Outbox backlog and the age of its oldest rows, applied and archived counts,
-    conflicts, how much was published again, failures acked lately, trigger drift."""
+    conflicts, how much was published again, failures acked lately, trigger drift, the
+    broker's view. Exits 0 when healthy, 1 when not (the reasons, each with what to do,
+    at the end: UNHEALTHY lines) or when the status cannot be read at all."""
+    from bridge import health as health_mod
     from bridge import status as status_mod
+    from bridge import status_report
     from bridge.dialects import for_url
 
-    def go() -> None:
+    site: list[str] = []  # known once the configuration is read
+
+    def go() -> bool:
         cfg = _load(ctx, require_tables=False)
+        site.append(cfg.site)
         dialect = for_url(cfg.database_url)
         with dialect.connect(cfg.database_url) as conn:
             install.require_initialised(dialect, conn, cfg.site)
             if event_id is not None:
+                acks = status_mod.event_acks(cfg, dialect, conn, event_id)
+                if as_json:
+                    click.echo(json.dumps(status_report.event_report(event_id, acks), indent=2))
+                    return True
                 click.echo(f"event {event_id}")
-                for d in status_mod.event_acks(cfg, dialect, conn, event_id):
+                for d in acks:
                     when = f" at {d.acked_at:%Y-%m-%d %H:%M:%S}" if d.acked_at else ""
                     why = f": {d.reason}" if d.reason else ""
                     click.echo(f"  {d.site:12} {d.status}{when}{why}")
-                return
+                return True
             state = status_mod.read(dialect, conn)
-            click.echo(f"site {cfg.site}")
-            for name, value in state.lines():
-                click.echo(f"  {name:18} {value}")
-            click.echo(f"  {'acked_failures':18} {status_mod.problems(dialect, conn).line()}")
-            for warning in state.warnings():
-                click.echo(f"  WARNING: {warning}")
-            problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
-            for t in cfg.tables:
-                kept = install.installed_filter(dialect, conn, t.name)
-                click.echo(
-                    f"  table {t.name:10} policy={t.policy} "
-                    f"{problems.get(t.name, 'capture trigger up to date')}"
-                    + (f"; captures rows where {kept}" if kept else "")
+            problems = status_mod.problems(dialect, conn)
+            health = health_mod.assess(cfg, dialect, conn, max_backlog_age, state)
+            tables = [
+                status_report.TableState(
+                    t.name,
+                    t.policy,
+                    health.drift.get(t.name, status_report.UP_TO_DATE),
+                    install.installed_filter(dialect, conn, t.name),
                 )
+                for t in cfg.tables
+            ]
+        if as_json:
+            out = status_report.report(cfg.site, state, problems, tables, health)
+            click.echo(json.dumps(out, indent=2))
+            return health.healthy
+        click.echo(f"site {cfg.site}")
+        for name, value in state.lines():
+            click.echo(f"  {name:18} {value}")
+        click.echo(f"  {'acked_failures':18} {problems.line()}")
+        for warning in state.warnings():
+            click.echo(f"  WARNING: {warning}")
+        for t in tables:
+            click.echo(
+                f"  table {t.name:10} policy={t.policy} {t.trigger}"
+                + (f"; captures rows where {t.filter}" if t.filter else "")
+            )
+        click.echo(f"  {'broker':18} {_broker_line(health.broker)}")
+        for reason in health.reasons:
+            click.echo(f"UNHEALTHY: {reason}")
+        return health.healthy
 
-    _run(go)
+    try:
+        healthy = _run(go)
+    except click.ClickException as exc:
+        if as_json:  # scripts always get JSON; the error line goes to stderr as usual
+            report = status_report.error_report(site[0] if site else None, exc.format_message())
+            click.echo(json.dumps(report, indent=2))
+        raise
+    sys.exit(0 if healthy else 1)
+
+
+def _broker_line(broker: BrokerState) -> str:
+    if not broker.reachable:
+        return "unreachable"
+    queues = [(broker.queue, broker.queue_messages), *broker.dead_letter_queues.items()]
+    return ", ".join(f"{q} {'?' if n is None else n} message(s)" for q, n in queues)
 
 
 @main.command()

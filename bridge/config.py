@@ -67,6 +67,7 @@ class Config:
     cleanup_interval: float = 3600.0
     heartbeat: int = 30
     acks: str = "direct"
+    status_max_backlog_age: float = 300.0
     peers: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -210,6 +211,7 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         ("poll_interval", float, 0.01),
         ("republish_after", float, 1.0),
         ("cleanup_interval", float, 1.0),
+        ("status_max_backlog_age", float, 0.0),
     ):
         if key in raw:
             values[key] = _number(key, raw[key], kind, minimum)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from tests.conftest import DB_PREFIX, create_site_db, pg_url, sql
+from tests.conftest import DB_PREFIX, amqp_url_for, create_site_db, pg_url, sql
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,9 @@ def test_init_refuses_another_sites_database(env):
     assert "initialised for site PARIS" in out.output
 
 
-def test_status_reports_drift(env):
+def test_status_reports_drift(env, fresh_topology):
+    # the site's broker user and queues: status is healthy (exit 0) but for the drift
+    env = {**env, "BRIDGE_AMQP_URL": amqp_url_for("PARIS")}
     assert bridge(env, "init").exit_code == 0
     assert bridge(env, "install-triggers").exit_code == 0
     out = bridge(env, "status")
@@ -181,7 +183,11 @@ def test_status_reports_drift(env):
     assert "capture trigger up to date" in out.output
     sql(DB, "ALTER TABLE orders ADD COLUMN extra text")
     out = bridge(env, "status")
+    assert out.exit_code == 1
     assert "columns changed since the trigger was installed" in out.output
+    assert out.output.splitlines()[-1].startswith(
+        "UNHEALTHY: table orders: columns changed since the trigger was installed"
+    )
 
 
 def test_config_error_names_the_key(env):
@@ -198,8 +204,9 @@ def test_python_dash_m_bridge_help():
     assert "Typical setup of one site" in out.stdout
 
 
-def test_table_option_is_enough_before_tables_is_configured(env):
+def test_table_option_is_enough_before_tables_is_configured(env, fresh_topology):
     no_tables = {k: v for k, v in env.items() if k != "BRIDGE_TABLES"}
+    no_tables["BRIDGE_AMQP_URL"] = amqp_url_for("PARIS")  # status probes the broker
     assert bridge(no_tables, "init").exit_code == 0
     out = bridge(no_tables, "install-triggers", "--table", "orders")
     assert out.exit_code == 0, out.output

@@ -20,7 +20,7 @@ from bridge import config as config_mod
 from bridge import install
 from bridge.cli import main
 from bridge.dialects import for_url
-from tests.conftest import running, wait_for
+from tests.conftest import amqp_url_for, running, wait_for
 from tests.federation import app_sql, count, exact_rows, make_federation
 
 pytestmark = pytest.mark.integration
@@ -176,7 +176,8 @@ def bridge(cfg: config_mod.Config, *args: str) -> Any:
     env = {
         "BRIDGE_SITE": cfg.site,
         "BRIDGE_DATABASE_URL": cfg.database_url,
-        "BRIDGE_AMQP_URL": "amqp://nobody:x@127.0.0.1:5680/",
+        # the site's broker user: `bridge status` probes its queues (exit 1 if it cannot)
+        "BRIDGE_AMQP_URL": amqp_url_for(cfg.site),
         "BRIDGE_SITES": "PARIS,LONDON,MADRID",
         "BRIDGE_TABLES": "orders",
     }
@@ -185,7 +186,9 @@ def bridge(cfg: config_mod.Config, *args: str) -> Any:
     return done
 
 
-def test_the_filter_is_kept_shown_and_removed(fed: dict[str, config_mod.Config]) -> None:
+def test_the_filter_is_kept_shown_and_removed(
+    fed: dict[str, config_mod.Config], fresh_topology: Any
+) -> None:
     cfg = fed["LONDON"]
     assert all(installed(c) == WHERE for c in fed.values())
     # a later install without --where keeps it, and --sql shows what it runs
