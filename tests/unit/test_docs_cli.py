@@ -137,7 +137,7 @@ def test_every_bridge_option_in_the_docs_exists() -> None:
         ("bridge verfiy --json", "no command 'verfiy'"),
         ("bridge dlq list|retry|purge", "no command 'purge'"),
         ("bridge topology apply --amqp-url x --bogus", "no option --bogus"),
-        ("sudo bridge --config b.toml status --event X --json", "no option --json"),
+        ("sudo bridge --config b.toml status --event X --yaml", "no option --yaml"),
         ("bridge --bogus status", "no option --bogus"),
         ("bridge dlq list --archive", "no option --archive"),
         ("bridge run --config b.toml", "no option --config"),
