@@ -46,12 +46,12 @@ from bridge.broker import (
     keep_connected,
     parameters,
     properties,
-    redact,
     refusal,
 )
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError, one_line
 from bridge.progress import QueueProgress
+from bridge.redaction import redact
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
