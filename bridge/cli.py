@@ -590,7 +590,7 @@ def bootstrap(
             force=force,
             drain_timeout=drain_timeout,
             say=_say,
-            meter=lambda label, total: Meter(label, total, sys.stderr),
+            meter=lambda label, total: Meter(label, total),
         )
         for line in bootstrap_mod.describe(report):
             click.echo(line)

@@ -12,11 +12,12 @@ Only the run of tokens at the start is read, so a reason quoted later in the mes
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO, cast
 
 from bridge.redaction import redact
 
@@ -92,6 +93,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class LogLines(io.TextIOBase):
+    """A text stream whose every line becomes an INFO record of `logger`: where progress
+    lines (bridge/meter.py) go in the JSON format, so that stderr stays one JSON object
+    per line."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self.logger.info("%s", line.strip())
+        return len(text)
+
+
+_progress: TextIO | None = None  # set by setup() in the JSON format
+
+
+def progress_stream() -> TextIO:
+    """Where progress meters write: stderr, or log records in the JSON format."""
+    return _progress if _progress is not None else sys.stderr
+
+
 def handler(log_format: str, stream: Any = None) -> logging.Handler:
     """A stream handler (stderr by default) in `log_format`, passwords masked."""
     if log_format not in FORMATS:
@@ -107,7 +140,10 @@ def setup(level: str, log_format: str = "text") -> None:
     logging.basicConfig: nothing changes where the root logger has handlers already, as
     under pytest). pika logs only at DEBUG (its own warnings repeat what bridge reports
     with context)."""
+    global _progress
     logging.basicConfig(level=level.upper(), handlers=[handler(log_format)])
+    lines = LogLines(logging.getLogger("bridge.progress"))
+    _progress = cast(TextIO, lines) if log_format == "json" else None
     logging.getLogger("pika").setLevel(
         logging.DEBUG if level.upper() == "DEBUG" else logging.CRITICAL
     )

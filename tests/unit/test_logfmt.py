@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import logfmt, wire
+from bridge import config, logfmt, wire
 from bridge.event import Event
 from bridge.redaction import redact
 
@@ -152,3 +152,34 @@ def test_every_log_line_about_an_event_names_its_site_and_table():
             if not {"site", "event_id", "table"} <= set(tokens):
                 missing.append((name, line, fmt, "no leading site= event= table="))
     assert missing == []
+
+
+def test_progress_lines_become_log_records(caplog):
+    lines = logfmt.LogLines(logging.getLogger("bridge.progress"))
+    with caplog.at_level(logging.INFO, logger="bridge.progress"):
+        lines.write("bootstrap orders: 10/")
+        lines.write("20  50.0%\n")
+        lines.write("bootstrap orders: 20 rows in 1.0s\n")
+    assert not lines.isatty()
+    assert [r.getMessage() for r in caplog.records] == [
+        "bootstrap orders: 10/20  50.0%",
+        "bootstrap orders: 20 rows in 1.0s",
+    ]
+
+
+def test_bridge_log_format_is_no_configuration_key(tmp_path):
+    """BRIDGE_LOG_FORMAT (the command line's option) neither stops nor changes config
+    loading, from the environment or from .env."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("BRIDGE_LOG_FORMAT=json\n")
+    env = {
+        "BRIDGE_SITE": "PARIS",
+        "BRIDGE_DATABASE_URL": "postgresql://127.0.0.1/paris",
+        "BRIDGE_AMQP_URL": "amqp://paris@127.0.0.1/",
+        "BRIDGE_SITES": "PARIS",
+        "BRIDGE_TABLES": "orders",
+        "BRIDGE_LOG_FORMAT": "json",
+    }
+    cfg = config.load(None, env=env, dotenv=dotenv)
+    assert cfg.site == "PARIS"
+    assert "log_format" not in config.Config.__dataclass_fields__
