@@ -468,7 +468,7 @@ def status(ctx: click.Context, event_id: str | None) -> None:
             problems = install.drift(dialect, conn, [t.name for t in cfg.tables])
             for t in cfg.tables:
                 kept = install.installed_filter(dialect, conn, t.name)
-                _say(
+                click.echo(
                     f"  table {t.name:10} policy={t.policy} "
                     f"{problems.get(t.name, 'capture trigger up to date')}"
                     + (f"; captures rows where {kept}" if kept else "")
@@ -625,7 +625,7 @@ def cleanup(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
             click.echo(f"{what:16} {n:>10} {verb}")
         total = sum(counts.values())
         retention = days if days is not None else cfg.retention_days
-        click.echo(
+        _say(
             f"site {cfg.site}: {total} row(s) older than {retention} days {verb}"
             + (" (dry run: nothing was deleted)" if dry_run else "")
         )
