@@ -245,6 +245,9 @@ def test_no_password_in_any_output(secret_sites, tmp_path, log_format):
                     event_records.append(rec)
         # the refused row's conflict at B, at least, was seen with its context
         assert any(
-            r["site"] == B and r["table"] == "orders" and "conflict" in r["message"]
+            r["site"] == B
+            and r["table"] == "orders"
+            and r.get("origin") == A
+            and "conflict" in r["message"]
             for r in event_records
         ), event_records
