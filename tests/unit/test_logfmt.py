@@ -116,8 +116,9 @@ def test_log_context_of_a_message():
     assert wire.log_context(b"not json", "m1") == "message=m1"
 
 
-def _log_calls() -> list[tuple[str, int, str]]:
-    """Every log call of bridge/ with a literal format: (file, line, format)."""
+def _log_calls() -> list[tuple[str, int, str, int]]:
+    """Every log call of bridge/ with a literal format: (file, line, format, arguments
+    after the format, -1 if they are unpacked)."""
     found = []
     for path in sorted(BRIDGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -130,7 +131,9 @@ def _log_calls() -> list[tuple[str, int, str]]:
                 continue
             args = node.args[1:] if node.func.attr == "log" else node.args
             if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
-                found.append((path.name, node.lineno, args[0].value))
+                rest = args[1:]
+                n = -1 if any(isinstance(a, ast.Starred) for a in rest) else len(rest)
+                found.append((path.name, node.lineno, args[0].value, n))
     return found
 
 
@@ -143,7 +146,7 @@ def test_every_log_line_about_an_event_names_its_site_and_table():
     calls = _log_calls()
     assert len(calls) > 40, calls  # the walk found bridge's log calls
     missing = []
-    for name, line, fmt in calls:
+    for name, line, fmt, _ in calls:
         if "site=" in fmt and not fmt.startswith("site=%s"):
             missing.append((name, line, fmt, "site= must lead: the JSON fields read the start"))
         # (a line whose context is wire.log_context's, "site=%s %s", is tested above)
@@ -183,3 +186,14 @@ def test_bridge_log_format_is_no_configuration_key(tmp_path):
     cfg = config.load(None, env=env, dotenv=dotenv)
     assert cfg.site == "PARIS"
     assert "log_format" not in config.Config.__dataclass_fields__
+
+
+def test_every_log_call_gives_its_format_its_arguments():
+    """A wrong count is no error where it is logged: logging prints "--- Logging error ---"
+    instead of the line, which a test of that path would not notice."""
+    wrong = [
+        (name, line, fmt, n)
+        for name, line, fmt, n in _log_calls()
+        if n >= 0 and len(re.findall(r"%[-#0 +]*\d*(?:\.\d+)?[sdrfi]", fmt)) != n
+    ]
+    assert wrong == []
