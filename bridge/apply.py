@@ -387,7 +387,12 @@ class Applier:
             # keep the event as a conflict so it is not retried forever, and go on.
             reason = f"cannot apply: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
             log.warning(
-                "site=%s event=%s table=%s %s", self.config.site, event.id, event.table, reason
+                "site=%s event=%s table=%s origin=%s %s",
+                self.config.site,
+                event.id,
+                event.table,
+                event.origin,
+                reason,
             )
             with self.conn.transaction():
                 cur.execute(self._sql["inbox_insert"], {"id": event.id, "origin": event.origin})
@@ -406,10 +411,11 @@ class Applier:
         reason = f"waiting: {one_line(exc)}"
         log.log(
             logging.DEBUG if again else logging.WARNING,
-            "site=%s event=%s table=%s key=%s %s",
+            "site=%s event=%s table=%s origin=%s key=%s %s",
             self.config.site,
             event.id,
             event.table,
+            event.origin,
             event.key,
             reason,
         )
@@ -458,10 +464,11 @@ class Applier:
         cur.execute(self._sql["waiting_done"], {"id": event.id})
         self.waited.append((event, outcome))
         log.info(
-            "site=%s event=%s table=%s key=%s %s after waiting",
+            "site=%s event=%s table=%s origin=%s key=%s %s after waiting",
             self.config.site,
             event.id,
             event.table,
+            event.origin,
             event.key,
             outcome.status,
         )
@@ -665,10 +672,11 @@ class Applier:
         a row it dropped)."""
         if unconfirmed:  # kept until its publish is confirmed (outbox_delete.sql.j2)
             log.debug(
-                "site=%s event=%s table=%s echo came before the publish was confirmed",
+                "site=%s event=%s table=%s origin=%s echo came before the publish was confirmed",
                 self.config.site,
                 event.id,
                 event.table,
+                event.origin,
             )
         if published_at is not None and (self._echoed is None or published_at > self._echoed):
             self._echoed = published_at
@@ -838,10 +846,11 @@ class Applier:
         local_row: dict[str, Any] | None,
     ) -> None:
         log.info(
-            "site=%s event=%s table=%s key=%s conflict: %s",
+            "site=%s event=%s table=%s origin=%s key=%s conflict: %s",
             self.config.site,
             event.id,
             event.table,
+            event.origin,
             event.key,
             reason,
         )

@@ -19,6 +19,7 @@ import pika.exceptions
 
 from bridge.backoff import run_sessions
 from bridge.errors import BridgeError, BrokerError, BrokerLoginError
+from bridge.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,6 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 def broker_user_of(site: str) -> str:
     """The broker user a site publishes with: its name in lower case."""
     return site.lower()
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def username(url: str) -> str:

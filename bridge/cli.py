@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bridge import __version__, install, topology
+from bridge import __version__, install, logfmt, topology
 from bridge import config as config_mod
-from bridge.broker import Endpoints, redact
+from bridge.broker import Endpoints
 from bridge.errors import BridgeError, ConfigError, DatabaseError, one_line
+from bridge.redaction import redact
 
 if TYPE_CHECKING:
     from bridge.health import BrokerState
 
 pass_config = click.make_pass_decorator(dict, ensure=True)
+log = logging.getLogger(__name__)
 
 
 def _load(ctx: click.Context, require_tables: bool = True) -> config_mod.Config:
@@ -72,7 +74,44 @@ def _run(fn: Callable[[], Any]) -> Any:
         raise click.ClickException(f"{type(exc).__name__}: {text}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _json_logs(ctx: click.Context | None = None) -> bool:
+    ctx = ctx or click.get_current_context(silent=True)
+    return ctx is not None and (ctx.find_root().obj or {}).get("log_format") == "json"
+
+
+def _say(line: str) -> None:
+    """A note for the operator on stderr (stdout is the command's result): a log record in
+    the JSON log format, so that every line of stderr is one JSON object there."""
+    if _json_logs():
+        log.info("%s", line)
+    else:
+        click.echo(line, err=True)
+
+
+class _Bridge(click.Group):
+    """The command group: an error is shown with its passwords masked and, in the JSON log
+    format, as one log record; an unexpected exception is logged (traceback masked too)
+    instead of printed raw."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except click.ClickException as exc:
+            text = redact(exc.format_message())
+            if not _json_logs(ctx):
+                if text == exc.format_message():
+                    raise
+                raise click.ClickException(text) from None
+            log.error("%s", text)
+            raise click.exceptions.Exit(exc.exit_code) from None
+        except Exception as exc:
+            log.exception("bridge stopped on an unexpected error: %s", one_line(exc))
+            raise click.exceptions.Exit(1) from None
+
+
+@click.group(cls=_Bridge, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -87,9 +126,18 @@ def _run(fn: Callable[[], Any]) -> Any:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--log-format",
+    envvar="BRIDGE_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(logfmt.FORMATS, case_sensitive=False),
+    help="Log lines on stderr as text, or as one JSON object per line for a log shipper "
+    "(fields in docs/operations.md, Logs). Env: BRIDGE_LOG_FORMAT.",
+)
 @click.version_option(__version__, prog_name="bridge")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
+def main(ctx: click.Context, config_path: str | None, log_level: str, log_format: str) -> None:
     """Keep the business tables of independent sites in sync through RabbitMQ.
 
     \b
@@ -101,15 +149,8 @@ def main(ctx: click.Context, config_path: str | None, log_level: str) -> None:
       bridge verify                        compare the synced tables of all sites
       bridge uninit --remove-triggers      remove bridge from the database again
     """
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
-    )
-    logging.getLogger("pika").setLevel(
-        logging.CRITICAL if log_level.upper() != "DEBUG" else logging.DEBUG
-    )
-    ctx.obj = {"config_path": config_path}
+    logfmt.setup(log_level, log_format.lower())
+    ctx.obj = {"config_path": config_path, "log_format": log_format.lower()}
 
 
 def _sql_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,7 +196,7 @@ def init(ctx: click.Context, print_sql: bool) -> None:
         with conn:
             n = install.init(dialect, conn, cfg.site, sink, execute=not print_sql)
         if not print_sql:
-            click.echo(f"site {cfg.site}: bridge tables ready ({n} statements)", err=True)
+            _say(f"site {cfg.site}: bridge tables ready ({n} statements)")
 
     _run(go)
 
@@ -242,7 +283,7 @@ def install_triggers(
                 names,
                 sink,
                 not print_sql,
-                warn=lambda why: click.echo(f"site {cfg.site}: {why}", err=True),
+                warn=lambda why: _say(f"site {cfg.site}: {why}"),
                 where=where,
             )
             filters = (
@@ -253,22 +294,20 @@ def install_triggers(
         if not print_sql:
             for info in infos:
                 kept = filters.get(info.table.name)
-                click.echo(
+                _say(
                     f"site {cfg.site}: capturing {info.table.name} "
                     f"({len(info.columns)} columns, key {[c.name for c in info.pk]}"
                     + (f", rows where {kept}" if kept else "")
-                    + ")",
-                    err=True,
+                    + ")"
                 )
         for name in names if not print_sql else ():
             if cfg.table(name) is None:
-                click.echo(
+                _say(
                     f"site {cfg.site}: {name} is not in 'tables': its changes are captured "
                     "and published, but a site applies changes only to the tables in its "
                     "'tables' (it dead-letters the others). Add it at every site, e.g. in "
                     f'bridge.toml: [tables] {name} = "lww" (or BRIDGE_TABLES), then restart '
-                    "bridge run.",
-                    err=True,
+                    "bridge run."
                 )
 
     _run(go)
@@ -288,7 +327,7 @@ def uninstall_triggers(ctx: click.Context, tables: tuple[str, ...], print_sql: b
         with conn:
             install.uninstall_triggers(dialect, conn, names, sink, not print_sql)
         if not print_sql:
-            click.echo(f"site {cfg.site}: capture removed from {', '.join(names)}", err=True)
+            _say(f"site {cfg.site}: capture removed from {', '.join(names)}")
 
     _run(go)
 
@@ -332,22 +371,18 @@ def uninit(
             )
         would = "would be " if print_sql else ""
         if report.unpublished_discarded:
-            click.echo(
+            _say(
                 f"warning: site {cfg.site}: {report.unpublished_discarded} unpublished "
-                f"change(s) {would}discarded: the other sites never get them",
-                err=True,
+                f"change(s) {would}discarded: the other sites never get them"
             )
         if report.triggers_removed:
-            click.echo(
-                f"site {cfg.site}: capture {would}removed from "
-                f"{', '.join(report.triggers_removed)}",
-                err=True,
+            _say(
+                f"site {cfg.site}: capture {would}removed from {', '.join(report.triggers_removed)}"
             )
         if not print_sql:
-            click.echo(
+            _say(
                 f"site {cfg.site}: bridge removed from the database ({report.statements} "
-                "statements); `bridge init` installs it again",
-                err=True,
+                "statements); `bridge init` installs it again"
             )
 
     _run(go)
@@ -378,7 +413,7 @@ def topology_apply(ctx: click.Context, amqp_url: str | None) -> None:
             declared = topology.apply(conn.channel(), cfg.sites, cfg.archive_site)
         finally:
             conn.close()
-        click.echo(f"topology ready on {redact(urls[0])}: {', '.join(declared)}", err=True)
+        _say(f"topology ready on {redact(urls[0])}: {', '.join(declared)}")
 
     _run(go)
 
@@ -527,7 +562,7 @@ def verify(
         others = _peers(cfg, peers)
         if not others:
             raise click.UsageError("no peers to compare with: give --peer SITE=URL or 'peers'")
-        progress = verify_report.Throttled(lambda line: click.echo(line, err=True))
+        progress = verify_report.Throttled(_say)
         result = verify_mod.compare(
             cfg, others, list(tables) or None, chunk_rows=chunk_rows, progress=progress
         )
@@ -608,8 +643,8 @@ def bootstrap(
             chunk_rows=chunk_rows,
             force=force,
             drain_timeout=drain_timeout,
-            say=lambda line: click.echo(line, err=True),
-            meter=lambda label, total: Meter(label, total, sys.stderr),
+            say=_say,
+            meter=lambda label, total: Meter(label, total),
         )
         for line in bootstrap_mod.describe(report):
             click.echo(line)
@@ -644,10 +679,9 @@ def cleanup(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
             click.echo(f"{what:16} {n:>10} {verb}")
         total = sum(counts.values())
         retention = days if days is not None else cfg.retention_days
-        click.echo(
+        _say(
             f"site {cfg.site}: {total} row(s) older than {retention} days {verb}"
-            + (" (dry run: nothing was deleted)" if dry_run else ""),
-            err=True,
+            + (" (dry run: nothing was deleted)" if dry_run else "")
         )
 
     _run(go)
@@ -859,7 +893,7 @@ def dlq_list(ctx: click.Context, as_json: bool) -> None:
             when = d.dead_lettered_at.isoformat() if d.dead_lettered_at else "-"
             click.echo(f"{d.id}  {d.type or '-'}  from {d.origin or '-'}  at {when}")
             click.echo(f"    reason: {d.reason}")
-        click.echo(f"{len(letters)} message(s) in {dlq.dead_letter_queue(cfg, archive)}", err=True)
+        _say(f"{len(letters)} message(s) in {dlq.dead_letter_queue(cfg, archive)}")
 
     _run(go)
 
@@ -890,7 +924,7 @@ def dlq_retry(ctx: click.Context, ids: tuple[str, ...], all_: bool) -> None:
         )
         if report.failed or report.unknown:
             raise click.ClickException(summary)
-        click.echo(summary, err=True)
+        _say(summary)
 
     _run(go)
 

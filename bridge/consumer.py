@@ -337,10 +337,12 @@ class Consumer:
         for d, refused, reason in rejected:
             body, props = _dead_letter(d, refused, carried.get(d.tag) == 1)
             log.warning(
-                "site=%s queue=%s message=%s dead-lettered: %s",
+                "site=%s queue=%s %s dead-lettered: %s",
                 self.config.site,
                 self.queue,
-                props.message_id,
+                f"event={refused.id} table={refused.table}"
+                if refused is not None
+                else wire.log_context(d.body, d.props.message_id),
                 reason,
             )
             dead_letters.basic_publish(

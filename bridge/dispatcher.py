@@ -46,12 +46,12 @@ from bridge.broker import (
     keep_connected,
     parameters,
     properties,
-    redact,
     refusal,
 )
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError, one_line
 from bridge.progress import QueueProgress
+from bridge.redaction import redact
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -481,11 +481,11 @@ class _Session:
             self.rows_in_flight += len(seqs)
             failpoints.hit("dispatch.published")
 
-    def _on_return(self, _ch: Any, _method: Any, props: Any, _body: bytes) -> None:
+    def _on_return(self, _ch: Any, _method: Any, props: Any, body: bytes) -> None:
         log.error(
-            "site=%s event=%s unroutable: no queue is bound to %s; run bridge topology apply",
+            "site=%s %s unroutable: no queue is bound to %s; run bridge topology apply",
             self.cfg.site,
-            props.message_id,
+            wire.log_context(body, props.message_id),
             EVENTS_EXCHANGE,
         )
         self.returned.update(

@@ -40,6 +40,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from bridge import wire
 from bridge.apply import Applier
 from bridge.archive import Archiver
 from bridge.broker import (
@@ -195,9 +196,9 @@ def drop(
         for m in chosen:
             held.ack(m)
             log.info(
-                "site=%s event=%s dropped from %s (reason was: %s)",
+                "site=%s %s dropped from %s (reason was: %s)",
                 config.site,
-                m.key,
+                wire.log_context(m.body, m.key),
                 queue,
                 _reason(m.props, held.user),
             )
@@ -388,9 +389,10 @@ def _retry_chunk(
                     ),
                 )
                 log.warning(
-                    "site=%s event=%s of batch %s retry failed, back in %s: %s",
+                    "site=%s event=%s table=%s of batch %s retry failed, back in %s: %s",
                     config.site,
                     e.id,
+                    e.table,
                     m.key,
                     held.queue,
                     outcome.reason,
@@ -398,9 +400,10 @@ def _retry_chunk(
                 results[n].append(RetryResult(e.id, FAILED, outcome.reason))
                 continue
             log.info(
-                "site=%s event=%s retried from %s: %s %s",
+                "site=%s event=%s table=%s retried from %s: %s %s",
                 config.site,
                 e.id,
+                e.table,
                 held.queue,
                 outcome.status,
                 outcome.reason,
@@ -419,7 +422,11 @@ def _back(
     held.publish(m.body, props)
     held.ack(m)
     log.warning(
-        "site=%s event=%s retry failed, back in %s: %s", config.site, m.key, held.queue, reason
+        "site=%s %s retry failed, back in %s: %s",
+        config.site,
+        wire.log_context(m.body, m.key),
+        held.queue,
+        reason,
     )
     return RetryResult(m.key, FAILED, reason)
 

@@ -102,7 +102,7 @@ def probe_broker(config: Config, timeout: float = BROKER_TIMEOUT) -> BrokerState
     queues = [config.queue, *dead_letter_queues(config)]
     try:
         conn = Endpoints(config.amqp_urls, config.heartbeat, timeout).blocking()
-    except BrokerError as exc:  # the addresses tried, without password (broker.redact)
+    except BrokerError as exc:  # the addresses tried, without password (bridge.redaction.redact)
         return _unreachable(config, f"broker unreachable: {exc}")
     counts: dict[str, int | None] = {}
     problems: list[str] = []

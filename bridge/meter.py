@@ -7,10 +7,11 @@ taken.)"""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from bridge import logfmt
 
 REDRAW = 0.2  # seconds between redraws on a terminal
 PLAIN_EVERY = 5.0  # seconds between plain lines
@@ -39,7 +40,7 @@ class Meter:
         self.total = max(total, 0)
         self.unit = unit
         self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream if stream is not None else logfmt.progress_stream()
         self.tty = self.stream.isatty() if tty is None else tty
         self._clock = clock
         self._start = clock()

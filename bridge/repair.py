@@ -85,6 +85,7 @@ class _Archive:
     """The archived event of a version, for a table's keys (the archive site's database)."""
 
     def __init__(self, config: Config) -> None:
+        self.site = config.site
         self.dialect = for_url(config.database_url)
         self.conn = self.dialect.connect(config.database_url)
 
@@ -103,7 +104,11 @@ class _Archive:
             try:
                 e = archived_event(text)
             except (EventError, ValueError):
-                log.warning("archive entry %s is not a valid event: skipped", event_id)
+                log.warning(
+                    "site=%s entry=%s archived entry skipped: not a valid event",
+                    self.site,
+                    event_id,
+                )
                 continue
             if _same_key(e.key, key):
                 return e

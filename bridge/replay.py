@@ -172,7 +172,7 @@ def archived(config: Config, selection: Selection) -> Iterator[Event]:
                         yield archived_event(text)
                     except (EventError, ValueError) as exc:
                         log.warning(
-                            "site=%s event=%s archived entry skipped: not a valid event: %s",
+                            "site=%s entry=%s archived entry skipped: not a valid event: %s",
                             config.site,
                             event_id,
                             exc,

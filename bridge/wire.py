@@ -123,3 +123,14 @@ def group(
         total += item_size
     if current:
         yield current
+
+
+def log_context(body: bytes, message_id: object) -> str:
+    """The context tokens of a log line about one whole message: `event=<id> table=<its
+    tables>` for a valid one (a batch's id is its first event's; its tables joined by ','),
+    `message=<id>` for one that is not (its tables are unknown)."""
+    try:
+        tables = sorted({e.table for e in decode(body)})
+    except EventError:
+        return f"message={message_id}"
+    return f"event={message_id} table={','.join(tables)}"
