@@ -215,6 +215,7 @@ def test_no_password_in_any_output(secret_sites, tmp_path, log_format):
 
     # operating
     bridge(ea, "status")
+    bridge(ea, "status", "--json")
     bridge(ea, "verify", expect=1)  # B refused a row: the sites differ, and say so
     bridge(ea, "cleanup", "--dry-run")
     bridge(ea, "dlq", "list")
@@ -225,8 +226,10 @@ def test_no_password_in_any_output(secret_sites, tmp_path, log_format):
     assert ":***@" in wrong.err  # the URL was shown, masked
     bridge(ea, "dlq", "list", expect=1, BRIDGE_AMQP_URL=_amqp_url("admin"))
     bridge(ea, "dlq", "list", expect=1, BRIDGE_AMQP_URL=_amqp_url(A.lower(), port=1))
+    for args in (["status"], ["status", "--json"]):  # unhealthy: the broker refuses the login
+        bridge(ea, *args, expect=1, BRIDGE_AMQP_URL=_amqp_url(A.lower(), "x" + SECRET))
     down = _pg_url(_db(ea), port=1)
-    for args in (["status"], ["init"], ["cleanup", "--dry-run"], ["verify"]):
+    for args in (["status"], ["status", "--json"], ["init"], ["cleanup", "--dry-run"], ["verify"]):
         gone = bridge(ea, *args, expect=1, BRIDGE_DATABASE_URL=down)
         assert ":***@" in gone.err, gone.err
     bridge(ea, "verify", expect=1, BRIDGE_PEERS=f"{B}={_pg_url(_db(eb), port=1)}")
