@@ -206,7 +206,7 @@ TRIGGER_STALE = Spec(
     "bridge_trigger_stale",
     "gauge",
     ("table",),
-    "1 if the table's capture trigger is missing or was generated for other columns",
+    "1 if the table's capture trigger is missing or stale (`bridge status` says why)",
 )
 # the process
 PART_UP = Spec(
