@@ -9,6 +9,8 @@ Lost connections are retried for ever, with backoff. One thing is not: RabbitMQ 
 the login (user, password, vhost) before any connection of the process worked. That is a
 configuration error: the process stops and exits 1 with that one reason. A refusal after
 the link once worked is retried (a broker node restarting may refuse logins for a moment).
+With `metrics_address` set, Prometheus metrics and a health check are served there
+(bridge/serve.py) from the start of the parts until they stopped.
 """
 
 from __future__ import annotations

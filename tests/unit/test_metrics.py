@@ -4,6 +4,7 @@ and checked; the endpoint serves /metrics and /healthz over real HTTP."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -105,3 +106,15 @@ def test_endpoint_serves_metrics_and_health():
             Endpoint("PARIS", f"127.0.0.1:{endpoint.port}", metrics.registry, list)
     finally:
         endpoint.stop()
+
+
+def test_beyond_loopback_is_served_with_a_warning(caplog):
+    registry = Metrics(Sources("PARIS")).registry
+    with caplog.at_level(logging.WARNING, logger="bridge.serve"):
+        Endpoint("PARIS", "127.0.0.1:0", registry, list).stop()
+        assert caplog.records == []
+        Endpoint("PARIS", "0.0.0.0:0", registry, list).stop()
+    assert [r.getMessage() for r in caplog.records] == [
+        "site=PARIS metrics and health served on 0.0.0.0:0, beyond this host: make sure only "
+        "your monitoring reaches it"
+    ]
