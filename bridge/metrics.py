@@ -1,7 +1,7 @@
 """`bridge run`'s Prometheus metrics, in a registry of the Bridge's own (tests run several
 bridges in one process). Most are read at scrape time, not counted on the hot paths: the
 process's counters (bridge/stats.py), the outbox backlog and trigger drift from the
-database (bridge/probe.py), the threads and broker links (bridge/health.py). Two
+database (bridge/probe.py), the threads and broker links (bridge/liveness.py). Two
 histograms are observed as events go: the apply lag of every event applied here, and the
 round trip of every own message from its publish to its echo.
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from types import FrameType
 
-from bridge import health, install
+from bridge import install, liveness
 from bridge.acks import AckReceiver, AckSender
 from bridge.apply import Applier
 from bridge.archive import Archiver
@@ -70,9 +70,9 @@ class Bridge:
         return self.endpoint.port if self.endpoint is not None else None
 
     def health(self) -> list[str]:
-        """Why this bridge is not healthy (bridge/health.py); empty if it is."""
+        """Why this bridge is not healthy (bridge/liveness.py); empty if it is."""
         assert self.probe is not None
-        return health.reasons(
+        return liveness.reasons(
             self.stop_event.is_set(), self.threads, self.stats, self.linked, self.probe
         )
 

@@ -3,7 +3,7 @@
 Also what `bridge run`'s metrics (bridge/metrics.py) need from the hot paths beyond the
 counters, each O(1) and nothing at all while no observer watches: timings (how old an
 applied event was, how long an own message took to come back), and whether the dispatcher
-and the consumers hold a broker connection (bridge/health.py)."""
+and the consumers hold a broker connection (bridge/liveness.py)."""
 
 from __future__ import annotations
 
