@@ -68,6 +68,8 @@ class Config:
     heartbeat: int = 30
     acks: str = "direct"
     status_max_backlog_age: float = 300.0
+    # host:port where `bridge run` serves /metrics and /healthz (bridge/serve.py); "": off
+    metrics_address: str = ""
     peers: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -199,6 +201,7 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         "tables": _tables(raw["tables"]) if raw.get("tables") not in ("", [], {}, None) else (),
         "peers": _peers(raw.get("peers", {})),
         "acks": _ack_mode(raw.get("acks", "direct")),
+        "metrics_address": _address("metrics_address", raw.get("metrics_address", "")),
     }
     for key, kind, minimum in (
         ("retention_days", int, 1),
@@ -226,6 +229,31 @@ def _ack_mode(value: Any) -> str:
             f"{', '.join(ACK_MODES)} (see docs/configuration.md)"
         )
     return mode
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (an IPv6 host in brackets: `[::1]:9464`) as (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(address)
+    return host, int(port)
+
+
+def _address(key: str, value: Any) -> str:
+    address = str(value).strip()
+    if not address:
+        return ""
+    try:
+        split_address(address)
+    except ValueError:
+        raise ConfigError(
+            f"'{key}': {value!r} is not host:port; give e.g. 127.0.0.1:9464 ([::1]:9464 for "
+            "IPv6), or leave it empty to turn it off"
+        ) from None
+    return address
 
 
 def _as_list(value: Any) -> list[str]:

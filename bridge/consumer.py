@@ -40,11 +40,11 @@ from bridge.broker import (
     one_event_properties,
 )
 from bridge.config import Config
-from bridge.decision import DUPLICATE, REJECTED, SUPERSEDED, Outcome
+from bridge.decision import APPLIED, DUPLICATE, REJECTED, SUPERSEDED, Outcome
 from bridge.errors import BridgeError, DatabaseError, EventError, one_line
 from bridge.event import Event
 from bridge.progress import QueueProgress
-from bridge.stats import Stats
+from bridge.stats import APPLY_LAG, Stats
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ class Consumer:
                     "and check the broker user's read permission"
                 ) from None
             log.info("site=%s consuming %s", self.config.site, self.queue)
+            self.stats.link(self._part, True)
             next_look = time.monotonic() + LOOK_EVERY
             drain = _Drain(self.config.site, self.queue)
             while not self.stop.is_set():
@@ -257,7 +258,13 @@ class Consumer:
                 batch, pending = pending, []
                 self._process(conn, channel, dead_letters, batch)
         finally:
+            self.stats.link(self._part, False)
             disconnect(conn)
+
+    @property
+    def _part(self) -> str:
+        """The part of `bridge run` this consumer is (bridge/run.py)."""
+        return "consumer" if self.queue == self.config.queue else "archiver"
 
     def _look(self, channel: Any, progress: QueueProgress) -> None:
         """Nothing in hand: is the queue empty? (What lets the dispatcher see a message
@@ -293,6 +300,7 @@ class Consumer:
         rejected: list[tuple[_Delivery, Event | None, str]] = []
         carried: dict[int, int] = {}  # delivery tag -> its events
         markers: list[str] = []  # drain markers (bridge/marker.py), in order
+        echoes = self.stats.timed and self.queue == self.config.queue  # (metrics)
         for d in batch:
             if marker.is_marker(d.props):
                 markers.append(str(d.props.message_id))
@@ -310,14 +318,19 @@ class Consumer:
                 continue
             carried[d.tag] = len(carried_events)
             valid.extend((d, e) for e in carried_events)
+            if echoes and carried_events[0].origin == self.config.site:
+                self.stats.echoed(str(d.props.message_id))
         outcomes = self._apply(conn, [e for _, e in valid])
         if markers:
             # committed: every message before the marker is applied here
             self._record_marker(conn, markers[-1])
         failpoints.hit("consume.applied")
         skipped: Counter[str] = Counter()
+        now = time.time() if self.stats.timed else None  # the apply lag's (metrics)
         for (d, event), outcome in zip(valid, outcomes, strict=True):
             self.stats.add(outcome.status)
+            if now is not None and outcome.status == APPLIED:
+                self.stats.observe(APPLY_LAG, event.origin, now - event.timestamp.timestamp())
             if outcome.status == REJECTED:
                 rejected.append((d, event, outcome.reason))
             elif outcome.status in (DUPLICATE, ARCHIVE_DUPLICATE, SUPERSEDED):

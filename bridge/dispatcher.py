@@ -216,6 +216,7 @@ class _Session:
             except Exception:  # noqa: BLE001 - the loop is gone already
                 pass
             self.db.close()
+            self.o.stats.link("dispatcher", False)
         if self.error is not None:
             raise self.error
 
@@ -239,6 +240,7 @@ class _Session:
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(self._on_confirm)
+        self.o.stats.link("dispatcher", True)
         log.info("site=%s dispatcher ready", self.cfg.site)
         self._wake()
 
@@ -478,6 +480,7 @@ class _Session:
             self.next_tag += 1
             seqs = tuple(row[0] for row in batch)
             self.in_flight[self.next_tag] = _Sent(seqs, batch[0][1], time.monotonic())
+            self.o.stats.sent(str(props.message_id))  # its echo's round trip (metrics)
             self.rows_in_flight += len(seqs)
             failpoints.hit("dispatch.published")
 

@@ -9,6 +9,8 @@ Lost connections are retried for ever, with backoff. One thing is not: RabbitMQ 
 the login (user, password, vhost) before any connection of the process worked. That is a
 configuration error: the process stops and exits 1 with that one reason. A refusal after
 the link once worked is retried (a broker node restarting may refuse logins for a moment).
+With `metrics_address` set, Prometheus metrics and a health check are served there
+(bridge/serve.py) from the start of the parts until they stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from types import FrameType
 
-from bridge import install
+from bridge import install, liveness
 from bridge.acks import AckReceiver, AckSender
 from bridge.apply import Applier
 from bridge.archive import Archiver
@@ -33,7 +35,10 @@ from bridge.consumer import Consumer
 from bridge.dialects import for_url
 from bridge.dispatcher import Dispatcher
 from bridge.errors import BridgeError
+from bridge.metrics import Metrics, Sources
+from bridge.probe import Probe
 from bridge.progress import QueueProgress
+from bridge.serve import Endpoint
 from bridge.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,23 @@ class Bridge:
         # the error a part stopped on that retrying cannot fix (a refused broker login
         # before any connection worked): run_forever raises it once everything stopped
         self.fatal: BridgeError | None = None
+        # metrics_address: /metrics and /healthz (bridge/serve.py), None when off
+        self.probe: Probe | None = None
+        self.metrics: Metrics | None = None
+        self.endpoint: Endpoint | None = None
+        self.linked: list[str] = []  # the parts that must hold a broker connection
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port /metrics is served on (the one bound for a port 0), None when off."""
+        return self.endpoint.port if self.endpoint is not None else None
+
+    def health(self) -> list[str]:
+        """Why this bridge is not healthy (bridge/liveness.py); empty if it is."""
+        assert self.probe is not None
+        return liveness.reasons(
+            self.stop_event.is_set(), self.threads, self.stats, self.linked, self.probe
+        )
 
     def check(self) -> None:
         """Refuse to start on a database that is not ready; warn about column drift."""
@@ -69,6 +91,14 @@ class Bridge:
 
     def start(self) -> None:
         self.check()
+        if self.config.metrics_address:
+            self.probe = Probe(self.config, self.dialect)
+            self.metrics = Metrics(
+                Sources(self.config.site, self.stats, self.probe, lambda: self.threads, self.health)
+            )
+            self.endpoint = Endpoint(
+                self.config.site, self.config.metrics_address, self.metrics.registry, self.health
+            )
         applier = Applier(self.config, self.dialect, connect_now=False)
         # how far the consumer has taken the own queue: what the dispatcher republishes on
         applier.progress = progress = QueueProgress(applier.clock)
@@ -135,6 +165,15 @@ class Bridge:
             )
             thread.start()
             self.threads.append(thread)
+        self.linked = ["dispatcher", "consumer"] + ["archiver"] * self.config.is_archive
+        if self.endpoint is not None:
+            self.endpoint.start()
+            log.info(
+                "site=%s metrics on http://%s/metrics, health on /healthz (port %d)",
+                self.config.site,
+                self.config.metrics_address,
+                self.endpoint.port,
+            )
         log.info(
             "site=%s bridge running: %s", self.config.site, ", ".join(name for name, _ in parts)
         )
@@ -161,6 +200,10 @@ class Bridge:
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self.endpoint is not None:
+            self.endpoint.stop()
+        if self.probe is not None:
+            self.probe.close()
 
     def run_forever(self, report_every: float = 30.0) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
