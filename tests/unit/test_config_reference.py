@@ -55,6 +55,7 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     ),
     "archive_site": ("MADRID", "MADRID"),
     "acks": ("topic", "topic"),
+    "metrics_address": ("127.0.0.1:9464", "127.0.0.1:9464"),
     "peers": (
         "PARIS=postgresql://p/db,MADRID=postgresql://m/db",
         {
