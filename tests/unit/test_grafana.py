@@ -118,3 +118,23 @@ def test_operations_documents_exactly_the_declared_metrics():
     assert set(docs) - set(declared_rows) == set(), "documented, not declared"
     assert set(declared_rows) - set(docs) == set(), "declared, not documented"
     assert docs == declared_rows  # type and labels
+
+
+def test_every_metric_named_in_the_docs_exists() -> None:
+    """A `bridge_...` name in the docs that is not one of bridge's tables, functions or
+    other names in its code or templates must be a declared metric (a histogram's series
+    by its histogram): a runbook pointing at a misspelled metric is caught here."""
+    known = {spec.name for spec in declared()}
+    code = " ".join(
+        p.read_text()
+        for folder in ("bridge", "sql_templates")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".j2") and p.name != "metrics.py"
+    )
+    wrong = set()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in re.findall(r"\bbridge_[a-z0-9_]+", doc.read_text()):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if name not in known and base not in known and name not in code:
+                wrong.add(f"{doc.name}: {name}")
+    assert sorted(wrong) == []
