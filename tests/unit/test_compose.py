@@ -328,3 +328,18 @@ def test_scaled_without_rabbitmq1_every_required_dependency_is_there():
     for name in bridge_services():
         env = services()[name]["environment"]
         assert "@haproxy:5672/" in env["BRIDGE_AMQP_URL"], name
+
+
+def test_each_bridge_health_check_asks_its_own_healthz():
+    """`bridge run` serves /healthz on BRIDGE_METRICS_ADDRESS: the health check asks that
+    port, so a bridge whose parts died is unhealthy, not only a stopped container."""
+    checked = 0
+    for name, service in services().items():
+        if words(service.get("command")) != "bridge run":
+            continue
+        address = interpolate(str(service["environment"]["BRIDGE_METRICS_ADDRESS"]))
+        port = address.rsplit(":", 1)[1]
+        test = " ".join(service["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/healthz" in test, name
+        checked += 1
+    assert checked == 5
