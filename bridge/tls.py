@@ -1,0 +1,188 @@
+"""TLS to the broker (amqps://): the one client context every broker connection uses,
+and readable reasons for the handshake failures it can meet."""
+
+from __future__ import annotations
+
+import re
+import ssl
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bridge.errors import ConfigError
+
+SCHEMES = ("amqp", "amqps")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The tls_* configuration keys (docs/configuration.md). Empty strings are defaults:
+    no ca_file = the system's trust store, no cert_file = no client certificate, no
+    server_name = the host of each URL."""
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    server_name: str = ""
+
+    @property
+    def given(self) -> list[str]:
+        """The tls_* keys that are set."""
+        return [
+            f"tls_{name}"
+            for name, value in (
+                ("ca_file", self.ca_file),
+                ("cert_file", self.cert_file),
+                ("key_file", self.key_file),
+                ("server_name", self.server_name),
+            )
+            if value
+        ]
+
+
+def scheme(url: str) -> str:
+    return urllib.parse.urlsplit(url).scheme.lower()
+
+
+def uses_tls(urls: Sequence[str], settings: TlsSettings, key: str = "amqp_url") -> bool:
+    """Whether the broker addresses `urls` are TLS ones (every one amqps://), checking
+    they agree with each other and with `settings`. A ConfigError says what to write."""
+    schemes = {scheme(u) for u in urls}
+    unknown = sorted(schemes - set(SCHEMES))
+    if unknown:
+        raise ConfigError(
+            f"'{key}': scheme {unknown[0]}:// is not a broker address; write "
+            "amqp://user:pass@host:port/vhost, or amqps:// for TLS"
+        )
+    if len(schemes) > 1:
+        raise ConfigError(
+            f"'{key}' mixes amqp:// and amqps:// addresses: TLS is all or nothing, write "
+            "amqps:// for every address (TLS ports, e.g. HAProxy 5690 and nodes 5691-5693 "
+            "on the local cluster) or amqp:// for every one"
+        )
+    tls = schemes == {"amqps"}
+    if not tls and settings.given:
+        raise ConfigError(
+            f"{', '.join(settings.given)} set but '{key}' is amqp:// (no TLS): write "
+            "amqps://... (a TLS port) to connect with TLS, or remove the tls_* keys"
+        )
+    if bool(settings.cert_file) != bool(settings.key_file):
+        raise ConfigError(
+            "a client certificate needs both tls_cert_file and tls_key_file (the private "
+            "key); set both, or neither to connect without one"
+        )
+    return tls
+
+
+def client_context(settings: TlsSettings) -> ssl.SSLContext:
+    """The client side of every TLS connection to the broker: TLS 1.2 or later, the
+    server's certificate required and checked against tls_ca_file (else the system's
+    trust store), its name checked against the URL's host (or tls_server_name), and the
+    client certificate presented if one is configured."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    try:
+        if settings.ca_file:
+            context.load_verify_locations(cafile=settings.ca_file)
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"tls_ca_file {settings.ca_file!r} cannot be read as PEM CA certificates "
+            f"({exc}): give the CA file that signed the broker's certificate"
+        ) from None
+    if settings.cert_file:
+        try:
+            context.load_cert_chain(settings.cert_file, settings.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"tls_cert_file {settings.cert_file!r} / tls_key_file {settings.key_file!r} "
+                f"cannot be loaded ({exc}): give a PEM certificate and its unencrypted "
+                "private key"
+            ) from None
+    return context
+
+
+def server_hostname(url: str, settings: TlsSettings) -> str:
+    """The name the server's certificate must carry for `url`."""
+    return settings.server_name or urllib.parse.urlsplit(url).hostname or ""
+
+
+def handshake_failure(exc: BaseException) -> str | None:
+    """What went wrong in a TLS handshake, with what to check; None if `exc` is not a
+    TLS failure. pika raises the ssl error itself for the server's certificate, but only
+    the text of it (inside an IncompatibleProtocolError) when the broker refused ours."""
+    cause = _ssl_error(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        reason = cause.verify_message or cause.reason or str(cause)
+        if cause.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+            return (
+                f"TLS: the broker's certificate does not match the server name ({reason}): "
+                "connect to a name the certificate carries, or set tls_server_name to one"
+            )
+        if cause.verify_code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID, _HAS_EXPIRED
+            return f"TLS: the broker's certificate is not valid now ({reason}): renew it"
+        return (
+            f"TLS: the broker's certificate is not trusted ({reason}): check tls_ca_file "
+            "(the CA that signed the broker's certificate; default: the system's trust store)"
+        )
+    if cause is not None:
+        text = f"[SSL: {cause.reason}]" if cause.reason else str(cause)
+    else:
+        text = str(exc)
+    match = _SSL_REASON.search(text)
+    if match is None:
+        return None
+    code = match.group(1)
+    if code in _CLIENT_CERT_REFUSED:
+        return (
+            f"TLS: the broker refused the client certificate ({code}): check tls_cert_file "
+            "and tls_key_file (a certificate signed by a CA the broker trusts), or leave "
+            "both empty if the broker does not require one"
+        )
+    if code in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
+        return (
+            f"TLS: no TLS on that port ({code}): amqps:// needs the broker's TLS port "
+            "(the local cluster: 5690 through HAProxy, 5691-5693 on the nodes)"
+        )
+    return f"TLS handshake failed ({code}): check the tls_* keys and the broker's TLS port"
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether a handshake failed on a certificate (the broker's not trusted or not
+    matching, or ours refused): a configuration error, unlike a handshake cut short by a
+    node going away."""
+    cause = _ssl_error(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return True
+    match = _SSL_REASON.search(f"[SSL: {cause.reason}]" if cause and cause.reason else str(exc))
+    return match is not None and match.group(1) in _CLIENT_CERT_REFUSED
+
+
+# "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca": OpenSSL's reason code
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+# alerts a TLS server sends when it rejects the client's certificate
+_CLIENT_CERT_REFUSED = (
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "TLSV1_ALERT_ACCESS_DENIED",
+)
+
+
+def _ssl_error(exc: BaseException | None) -> ssl.SSLError | None:
+    """The ssl.SSLError in `exc`, its arguments or its causes (pika may wrap it)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
+        exc = inner or exc.__cause__ or exc.__context__
+        seen += 1
+    return None
