@@ -112,55 +112,69 @@ def server_hostname(url: str, settings: TlsSettings) -> str:
 
 def handshake_failure(exc: BaseException) -> str | None:
     """What went wrong in a TLS handshake, with what to check; None if `exc` is not a
-    TLS failure. pika raises the ssl error itself for the server's certificate, but only
-    the text of it (inside an IncompatibleProtocolError) when the broker refused ours."""
-    cause = _ssl_error(exc)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        reason = cause.verify_message or cause.reason or str(cause)
-        if cause.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
-            return (
-                f"TLS: the broker's certificate does not match the server name ({reason}): "
-                "connect to a name the certificate carries, or set tls_server_name to one"
-            )
-        if cause.verify_code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID, _HAS_EXPIRED
-            return f"TLS: the broker's certificate is not valid now ({reason}): renew it"
-        return (
-            f"TLS: the broker's certificate is not trusted ({reason}): check tls_ca_file "
-            "(the CA that signed the broker's certificate; default: the system's trust store)"
-        )
-    if cause is not None:
-        text = f"[SSL: {cause.reason}]" if cause.reason else str(cause)
-    else:
-        text = str(exc)
-    match = _SSL_REASON.search(text)
-    if match is None:
-        return None
-    code = match.group(1)
-    if code in _CLIENT_CERT_REFUSED:
-        return (
-            f"TLS: the broker refused the client certificate ({code}): check tls_cert_file "
-            "and tls_key_file (a certificate signed by a CA the broker trusts), or leave "
-            "both empty if the broker does not require one"
-        )
-    if code in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
-        return (
-            f"TLS: no TLS on that port ({code}): amqps:// needs the broker's TLS port "
-            "(the local cluster: 5690 through HAProxy, 5691-5693 on the nodes)"
-        )
-    return f"TLS handshake failed ({code}): check the tls_* keys and the broker's TLS port"
+    TLS failure."""
+    found = _classify(exc)
+    return None if found is None else found[1]
 
 
 def certificate_refused(exc: BaseException) -> bool:
     """Whether a handshake failed on a certificate (the broker's not trusted or not
     matching, or ours refused): a configuration error, unlike a handshake cut short by a
     node going away."""
+    found = _classify(exc)
+    return found is not None and found[0]
+
+
+def _classify(exc: BaseException) -> tuple[bool, str] | None:
+    """(whether a certificate was refused, the message) for a TLS failure, else None.
+    pika raises the ssl error itself when the server's certificate fails our checks, but
+    only its text (inside an IncompatibleProtocolError) when the broker refused ours."""
     cause = _ssl_error(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
-        return True
-    match = _SSL_REASON.search(f"[SSL: {cause.reason}]" if cause and cause.reason else str(exc))
-    return match is not None and match.group(1) in _CLIENT_CERT_REFUSED
+        reason = getattr(cause, "verify_message", None) or str(cause)
+        code = getattr(cause, "verify_code", None)
+        if code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+            return True, (
+                f"TLS: the broker's certificate does not match the server name ({reason}): "
+                "connect to a name the certificate carries, or set tls_server_name to one"
+            )
+        if code in (9, 10):  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
+            return True, f"TLS: the broker's certificate is not valid now ({reason}): renew it"
+        return True, (
+            f"TLS: the broker's certificate is not trusted ({reason}): check tls_ca_file "
+            "(the CA that signed the broker's certificate; default: the system's trust store)"
+        )
+    if cause is None and _CLOSED_AFTER_HANDSHAKE in str(exc):
+        return True, (
+            "TLS: the broker closed the connection right after the TLS handshake: it "
+            "refused the client certificate (TLS 1.3 says so only after the handshake, "
+            "and the alert may be lost): check tls_cert_file and tls_key_file (a "
+            "certificate signed by a CA the broker trusts; one is needed if the broker "
+            "requires it), else the broker's log"
+        )
+    reason = getattr(cause, "reason", None)
+    match = _SSL_REASON.search(f"[SSL: {reason}]" if reason else str(cause or exc))
+    if match is None:
+        return None
+    code = match.group(1)
+    if code in _CLIENT_CERT_REFUSED:
+        return True, (
+            f"TLS: the broker refused the client certificate ({code}): check tls_cert_file "
+            "and tls_key_file (a certificate signed by a CA the broker trusts), or leave "
+            "both empty if the broker does not require one"
+        )
+    if code in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
+        return False, (
+            f"TLS: no TLS on that port ({code}): amqps:// needs the broker's TLS port "
+            "(the local cluster: 5690 through HAProxy, 5691-5693 on the nodes)"
+        )
+    return False, f"TLS handshake failed ({code}): check the tls_* keys and the broker's TLS port"
 
 
+# pika's report of a TLS connection the broker closed once the handshake was done, as it
+# sent the AMQP header: "StreamLostError: ("Stream connection lost: SSLEOFError(8, ...
+# (a TLS error during the handshake itself comes as the ssl error, not as text)
+_CLOSED_AFTER_HANDSHAKE = "Stream connection lost: SSLEOFError("
 # "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca": OpenSSL's reason code
 _SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 # alerts a TLS server sends when it rejects the client's certificate

@@ -223,6 +223,20 @@ def test_a_refused_client_certificate_is_named(ca, other_ca):
     assert refused_at_start(wrapped)
 
 
+def test_a_close_right_after_the_handshake_points_at_the_client_certificate():
+    # what pika raises when the broker's alert was lost (seen against RabbitMQ 3.10)
+    closed = pika.exceptions.IncompatibleProtocolError(
+        "StreamLostError: (\"Stream connection lost: SSLEOFError(8, 'EOF occurred in "
+        "violation of protocol (_ssl.c:2393)')\",)"
+    )
+    assert "refused the client certificate" in describe(closed)
+    assert "check tls_cert_file and tls_key_file" in describe(closed)
+    assert refused_at_start(closed)
+    # an EOF during the handshake (a node going away behind HAProxy) is retried
+    during = ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:992)")
+    assert not refused_at_start(during)
+
+
 def test_other_errors_are_not_tls_ones():
     assert handshake_failure(ConnectionRefusedError(111, "Connection refused")) is None
     assert not refused_at_start(pika.exceptions.StreamLostError("EOF"))
