@@ -191,12 +191,17 @@ _CLIENT_CERT_REFUSED = (
 
 
 def _ssl_error(exc: BaseException | None) -> ssl.SSLError | None:
-    """The ssl.SSLError in `exc`, its arguments or its causes (pika may wrap it)."""
+    """The ssl.SSLError in `exc`, its arguments or its causes: pika's SelectConnection
+    reports AMQPConnectionWorkflowFailed, whose .exceptions hold an
+    AMQPConnectorTransportSetupError, whose .exception is the SSLCertVerificationError."""
     seen = 0
     while exc is not None and seen < 5:
         if isinstance(exc, ssl.SSLError):
             return exc
-        inner = next((a for a in exc.args if isinstance(a, BaseException)), None)
-        exc = inner or exc.__cause__ or exc.__context__
+        inner = [a for a in exc.args if isinstance(a, BaseException)]
+        inner += [e for e in getattr(exc, "exceptions", ()) if isinstance(e, BaseException)]
+        wrapped = getattr(exc, "exception", None)
+        inner += [wrapped] if isinstance(wrapped, BaseException) else []
+        exc = inner[-1] if inner else exc.__cause__ or exc.__context__
         seen += 1
     return None

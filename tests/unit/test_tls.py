@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pika.exceptions
 import pytest
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorTransportSetupError,
+)
 
 from bridge import config
 from bridge.broker import Endpoints, describe, parameters, refused_at_start
@@ -197,6 +201,10 @@ def test_handshake_failures_name_what_to_check(ca, other_ca):
     assert "does not match the server name" in (handshake_failure(mismatch) or "")
     assert "set tls_server_name" in (handshake_failure(mismatch) or "")
     assert refused_at_start(untrusted) and refused_at_start(mismatch)
+    # as the dispatcher's SelectConnection reports it
+    workflow = AMQPConnectionWorkflowFailed([AMQPConnectorTransportSetupError(untrusted)])
+    assert describe(workflow) == handshake_failure(untrusted)
+    assert refused_at_start(workflow)
 
 
 def test_a_refused_client_certificate_is_named(ca, other_ca):
