@@ -20,6 +20,7 @@ from pika.adapters.utils.connection_workflow import (
 
 from bridge import config
 from bridge.broker import Endpoints, describe, parameters, refused_at_start
+from bridge.dialects.dbapi import driver_options
 from bridge.errors import ConfigError
 from bridge.tls import TlsSettings, client_context, handshake_failure, uses_tls
 
@@ -248,3 +249,44 @@ def test_a_close_right_after_the_handshake_points_at_the_client_certificate():
 def test_other_errors_are_not_tls_ones():
     assert handshake_failure(ConnectionRefusedError(111, "Connection refused")) is None
     assert not refused_at_start(pika.exceptions.StreamLostError("EOF"))
+
+
+# -- database TLS: database_url parameters reach the driver (docs/configuration.md) ------
+
+
+def test_mariadb_tls_parameters_become_pymysql_arguments():
+    from bridge.dialects.mariadb import TLS_OPTIONS
+
+    query = {
+        "ssl_ca": "/etc/ca.pem",
+        "ssl_verify_cert": "true",
+        "ssl_verify_identity": "no",
+        "charset": "utf8mb4",  # not TLS: left alone, as before
+    }
+    assert driver_options(query, TLS_OPTIONS, "PyMySQL") == {
+        "ssl_ca": "/etc/ca.pem",
+        "ssl_verify_cert": True,
+        "ssl_verify_identity": False,
+    }
+    with pytest.raises(ConfigError, match="ssl_mode is not a PyMySQL TLS parameter; use ssl_ca"):
+        driver_options({"ssl_mode": "REQUIRED"}, TLS_OPTIONS, "PyMySQL")
+    with pytest.raises(ConfigError, match="ssl_verify_cert must be true or false"):
+        driver_options({"ssl_verify_cert": "maybe"}, TLS_OPTIONS, "PyMySQL")
+
+
+def test_oracle_tls_parameters_become_oracledb_arguments():
+    from bridge.dialects.oracle import TLS_OPTIONS
+
+    query = {
+        "service_name": "FREEPDB1",
+        "protocol": "tcps",
+        "wallet_location": "/opt/wallet",
+        "ssl_server_dn_match": "true",
+    }
+    assert driver_options(query, TLS_OPTIONS, "python-oracledb") == {
+        "protocol": "tcps",
+        "wallet_location": "/opt/wallet",
+        "ssl_server_dn_match": True,
+    }
+    with pytest.raises(ConfigError, match="wallet_pwd is not a python-oracledb TLS parameter"):
+        driver_options({"wallet_pwd": "x"}, TLS_OPTIONS, "python-oracledb")
