@@ -290,3 +290,13 @@ def test_oracle_tls_parameters_become_oracledb_arguments():
     }
     with pytest.raises(ConfigError, match="wallet_pwd is not a python-oracledb TLS parameter"):
         driver_options({"wallet_pwd": "x"}, TLS_OPTIONS, "python-oracledb")
+
+
+def test_sql_server_encryption_keywords_go_into_the_odbc_string():
+    from bridge.dialects.mssql import connection_string
+
+    conninfo, _ = connection_string(
+        "mssql+pyodbc://bridge:pw@db:1433/madrid?driver=ODBC+Driver+18+for+SQL+Server"
+        "&Encrypt=yes&TrustServerCertificate=no"
+    )
+    assert ";Encrypt=yes;TrustServerCertificate=no" in conninfo
