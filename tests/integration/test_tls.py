@@ -63,10 +63,13 @@ def tls_broker(broker_users: None) -> Path:
     missing = [f for f in ("ca.crt", "client.crt", "client.key") if not (TLS_DIR / f).is_file()]
     closed = [a for a in (AMQPS, AMQPS_NODE) if not listening(a)]
     if missing or closed:
+        what = [f"no {', '.join(missing)} in {TLS_DIR}"] * bool(missing) + [
+            f"nothing listening on {', '.join(closed)}"
+        ] * bool(closed)
         pytest.fail(
-            f"the local cluster has no TLS: missing {missing} in {TLS_DIR}, nothing listening "
-            f"on {closed}. Run `sudo scripts/cluster start` (it creates the test CA and adds "
-            "the TLS listeners to a running cluster, one node at a time)"
+            f"the local cluster has no TLS ({'; '.join(what)}). Run `sudo scripts/cluster "
+            "start`: it creates the test CA and adds the TLS listeners to a running cluster, "
+            "one node at a time"
         )
     return TLS_DIR
 
