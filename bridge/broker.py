@@ -143,8 +143,7 @@ def keep_connected(
 ) -> None:
     """Run `session` again after each broker error (RETRIED, and `also`: the database's)
     until `stop` is set; a login or TLS certificate refused before any connection worked
-    (BrokerLoginError)
-    ends it (bridge/backoff.py run_sessions)."""
+    (BrokerLoginError) ends it (bridge/backoff.py run_sessions)."""
     run_sessions(session, stop, (*RETRIED, *also), on_error, fatal=(BrokerLoginError,))
 
 
