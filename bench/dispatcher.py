@@ -88,7 +88,7 @@ def prefill(cfg: Config, n: int) -> Messages:
     sql(DB, PREFILL, n)
     sql(DB, "VACUUM ANALYZE bridge_outbox")
     dialect = for_url(cfg.database_url)
-    user = Endpoints(cfg.amqp_urls).user
+    user = Endpoints.of(cfg).user
     with psycopg.connect(pg_url(DB), autocommit=True) as conn:
         rows = conn.execute(
             dialect.render("outbox_fetch"), {"after": 0, "gaps": [], "limit": n}
@@ -195,7 +195,7 @@ def run_baseline(broker: Broker, messages: Messages, window: int) -> dict[str, A
 
 def run_subject(cfg: Config, n: int, timeout: float) -> dict[str, Any]:
     stats, stop = Stats(), threading.Event()
-    dispatcher = Dispatcher(cfg, for_url(cfg.database_url), Endpoints(cfg.amqp_urls), stop, stats)
+    dispatcher = Dispatcher(cfg, for_url(cfg.database_url), Endpoints.of(cfg), stop, stats)
     thread = threading.Thread(target=dispatcher.run, name="bench-dispatcher", daemon=True)
     c0 = time.process_time()
     t0 = time.perf_counter()

@@ -106,7 +106,7 @@ def _supported(dialect: Dialect, role: str, supported: tuple[str, ...]) -> None:
 
 def check_queue(config: Config) -> None:
     """RefusedError unless this site's queue exists (passive declare)."""
-    conn = Endpoints(config.amqp_urls, config.heartbeat).blocking()
+    conn = Endpoints.of(config).blocking()
     try:
         conn.channel().queue_declare(config.queue, passive=True)
     except pika.exceptions.ChannelClosedByBroker as exc:
@@ -135,7 +135,7 @@ def wait_drained(
     been applied and committed there (see the module's docstring, 1.): a drain marker put
     at the end of that queue is recorded by the source. RefusedError after `timeout`."""
     queue = site_queue(source)
-    conn = Endpoints(config.amqp_urls, config.heartbeat).blocking()
+    conn = Endpoints.of(config).blocking()
     try:
         try:
             ok = conn.channel().queue_declare(queue, passive=True).method

@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 import logging
 import re
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -18,8 +19,17 @@ import pika
 import pika.exceptions
 
 from bridge.backoff import run_sessions
+from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, BrokerLoginError
 from bridge.redaction import redact
+from bridge.tls import (
+    TlsSettings,
+    certificate_refused,
+    client_context,
+    handshake_failure,
+    server_hostname,
+    uses_tls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +93,21 @@ def refusal(exc: BaseException) -> str | None:
     return None
 
 
+def refused_at_start(exc: BaseException) -> bool:
+    """Whether `exc` is a configuration error when no connection has worked yet: the
+    broker refused the login, or a TLS certificate check failed (bridge/tls.py)."""
+    return refusal(exc) is not None or certificate_refused(exc)
+
+
 def describe(exc: BaseException) -> str:
     """A short, readable reason for a broker error, with what to check."""
     text = repr(exc)
     refused = refusal(exc)
     if refused is not None:
         return refused
+    tls = handshake_failure(exc)
+    if tls is not None:
+        return tls
     if isinstance(
         exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
     ):
@@ -115,8 +134,8 @@ def keep_connected(
     also: tuple[type[BaseException], ...] = (),
 ) -> None:
     """Run `session` again after each broker error (RETRIED, and `also`: the database's)
-    until `stop` is set; a login refused before any connection worked (BrokerLoginError)
-    ends it (bridge/backoff.py run_sessions)."""
+    until `stop` is set; a login or TLS certificate refused before any connection worked
+    (BrokerLoginError) ends it (bridge/backoff.py run_sessions)."""
     run_sessions(session, stop, (*RETRIED, *also), on_error, fatal=(BrokerLoginError,))
 
 
@@ -129,23 +148,41 @@ def disconnect(conn: pika.BlockingConnection | None) -> None:
         pass
 
 
-def parameters(url: str, heartbeat: int = 30, timeout: float | None = None) -> pika.URLParameters:
-    """Connection parameters; `timeout` (seconds) shortens the connect and handshake
-    deadlines (10 s and 15 s) for a quick probe (`bridge status`)."""
+def parameters(
+    url: str,
+    heartbeat: int = 30,
+    tls: ssl.SSLContext | None = None,
+    tls_settings: TlsSettings | None = None,
+    timeout: float | None = None,
+) -> pika.URLParameters:
+    """pika's parameters for `url`; with `tls` (bridge/tls.py client_context), the
+    connection is TLS and the server's certificate must name tls_server_name, else the
+    URL's host. `timeout` (seconds) shortens the connect and handshake deadlines (10 s
+    and 15 s) for a quick probe (`bridge status`)."""
     params = pika.URLParameters(url)
     params.heartbeat = heartbeat
     params.blocked_connection_timeout = 300
     params.connection_attempts = 1
     params.socket_timeout = 10 if timeout is None else timeout
     params.stack_timeout = 15 if timeout is None else timeout
+    # an amqps:// URL alone would get pika's own context; a plain one none at all
+    params.ssl_options = None
+    if tls is not None:
+        name = server_hostname(url, tls_settings or TlsSettings())
+        params.ssl_options = pika.SSLOptions(tls, server_hostname=name)
     return params
 
 
 class Endpoints:
-    """Round-robin over the configured broker addresses (HAProxy, or a list of nodes)."""
+    """Round-robin over the configured broker addresses (HAProxy, or a list of nodes),
+    with TLS when they are amqps:// addresses (one SSL context for all of them)."""
 
     def __init__(
-        self, urls: Sequence[str], heartbeat: int = 30, timeout: float | None = None
+        self,
+        urls: Sequence[str],
+        heartbeat: int = 30,
+        tls: TlsSettings | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not urls:
             raise BrokerError("amqp_url is empty: give at least one amqp://user:pass@host:port/")
@@ -156,9 +193,27 @@ class Endpoints:
         self.user = users.pop()
         self.heartbeat = heartbeat
         self.timeout = timeout
+        self.tls_settings = tls or TlsSettings()
+        # the scheme decides: `topology apply --amqp-url` may name plain addresses
+        # (an administrator's) for a site whose own are amqps://
+        self.tls: ssl.SSLContext | None = None
+        if uses_tls(self.urls, TlsSettings()):
+            self.tls = client_context(self.tls_settings)
         self._next: Iterator[str] = itertools.cycle(self.urls)
         self._lock = threading.Lock()
         self._worked = threading.Event()  # a connection with these credentials succeeded
+
+    @classmethod
+    def of(
+        cls, config: Config, urls: Sequence[str] | None = None, timeout: float | None = None
+    ) -> Endpoints:
+        """The broker addresses of `config` (or `urls` instead), with its heartbeat and
+        TLS settings: how every part of bridge connects."""
+        urls = config.amqp_urls if urls is None else urls
+        return cls(urls, config.heartbeat, config.tls, timeout)
+
+    def parameters(self, url: str) -> pika.URLParameters:
+        return parameters(url, self.heartbeat, self.tls, self.tls_settings, self.timeout)
 
     def next_url(self) -> str:
         with self._lock:
@@ -171,9 +226,10 @@ class Endpoints:
     def failure(self, reasons: list[str], refused: bool) -> BrokerError:
         """The error for failed connection attempts (`reasons`, one per address tried).
 
-        A refused login before any connection worked is a configuration error
-        (BrokerLoginError: `bridge run` stops). After one worked it is retried like a lost
-        connection: a broker node that is starting may refuse logins for a moment."""
+        A refused login or TLS certificate before any connection worked is a
+        configuration error (BrokerLoginError: `bridge run` stops). After one worked it
+        is retried like a lost connection: a broker node that is starting may refuse
+        logins for a moment."""
         text = "cannot connect to RabbitMQ: " + "; ".join(reasons)
         if refused and not self._worked.is_set():
             return BrokerLoginError(text)
@@ -185,9 +241,10 @@ class Endpoints:
         for _ in self.urls:
             url = self.next_url()
             try:
-                conn = pika.BlockingConnection(parameters(url, self.heartbeat, self.timeout))
-            except pika.exceptions.AMQPError as exc:
-                refused = refused or refusal(exc) is not None
+                conn = pika.BlockingConnection(self.parameters(url))
+            except (pika.exceptions.AMQPError, ssl.SSLError) as exc:
+                # pika raises a failed check of the server's certificate as it is
+                refused = refused or refused_at_start(exc)
                 reasons.append(f"{redact(url)}: {describe(exc)}")
                 continue
             self.connected()

@@ -407,7 +407,7 @@ def topology_apply(ctx: click.Context, amqp_url: str | None) -> None:
     def go() -> None:
         cfg = _load(ctx, require_tables=False)
         urls = [u for u in (amqp_url or cfg.amqp_url).split(",") if u.strip()]
-        endpoints = Endpoints(urls, cfg.heartbeat)
+        endpoints = Endpoints.of(cfg, urls)
         conn = endpoints.blocking()
         try:
             declared = topology.apply(conn.channel(), cfg.sites, cfg.archive_site)

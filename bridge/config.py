@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
+from bridge.tls import TlsSettings, uses_tls
 
 SITE_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,30}$")
 POLICIES = ("lww", "none", "manual")
@@ -71,10 +72,21 @@ class Config:
     # host:port where `bridge run` serves /metrics and /healthz (bridge/serve.py); "": off
     metrics_address: str = ""
     peers: Mapping[str, str] = field(default_factory=dict)
+    # TLS to the broker, used when amqp_url is amqps:// (bridge/tls.py)
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_server_name: str = ""
 
     @property
     def amqp_urls(self) -> list[str]:
         return [u.strip() for u in self.amqp_url.split(",") if u.strip()]
+
+    @property
+    def tls(self) -> TlsSettings:
+        return TlsSettings(
+            self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name
+        )
 
     @property
     def queue(self) -> str:
@@ -203,6 +215,21 @@ def from_mapping(raw: Mapping[str, Any], require_tables: bool = True) -> Config:
         "acks": _ack_mode(raw.get("acks", "direct")),
         "metrics_address": _address("metrics_address", raw.get("metrics_address", "")),
     }
+    for key in ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"):
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a string (a file path or a name), got {value!r}")
+        values[key] = value.strip()
+    urls = [u.strip() for u in values["amqp_url"].split(",") if u.strip()]
+    uses_tls(
+        urls,
+        TlsSettings(
+            values["tls_ca_file"],
+            values["tls_cert_file"],
+            values["tls_key_file"],
+            values["tls_server_name"],
+        ),
+    )
     for key, kind, minimum in (
         ("retention_days", int, 1),
         ("batch_size", int, 1),

@@ -44,9 +44,8 @@ from bridge.broker import (
     Endpoints,
     describe,
     keep_connected,
-    parameters,
     properties,
-    refusal,
+    refused_at_start,
 )
 from bridge.config import Config
 from bridge.errors import BridgeError, BrokerError, DatabaseError, one_line
@@ -198,7 +197,7 @@ class _Session:
             self.url = self.o.endpoints.next_url()
             log.info("site=%s dispatcher connecting to %s", self.cfg.site, redact(self.url))
             self.conn = pika.SelectConnection(
-                parameters(self.url, self.cfg.heartbeat),
+                self.o.endpoints.parameters(self.url),
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
@@ -226,7 +225,7 @@ class _Session:
 
     def _on_open_error(self, conn: pika.SelectConnection, exc: BaseException) -> None:
         self.error = self.o.endpoints.failure(
-            [f"{redact(self.url)}: {describe(exc)}"], refusal(exc) is not None
+            [f"{redact(self.url)}: {describe(exc)}"], refused_at_start(exc)
         )
         conn.ioloop.stop()
 

@@ -519,7 +519,7 @@ def _dead_lettered_at(props: pika.BasicProperties, own_user: str) -> dt.datetime
 
 
 def _endpoints(config: Config) -> Endpoints:
-    return Endpoints(config.amqp_urls, config.heartbeat)
+    return Endpoints.of(config)
 
 
 def _text(value: Any) -> str:

@@ -26,10 +26,10 @@ class BrokerError(BridgeError):
 
 
 class BrokerLoginError(BrokerError):
-    """RabbitMQ refused the login (user, password, or access to the vhost) before any
-    connection of this process had worked: a configuration error. `bridge run` stops on it
-    instead of retrying; a refusal after the link once worked is retried (a restarting
-    broker may refuse logins for a moment)."""
+    """RabbitMQ refused the login (user, password, or access to the vhost), or a TLS
+    certificate check failed, before any connection of this process had worked: a
+    configuration error. `bridge run` stops on it instead of retrying; a refusal after
+    the link once worked is retried (a restarting broker may refuse logins for a moment)."""
 
 
 class RefusedError(BridgeError):

@@ -101,7 +101,7 @@ def probe_broker(config: Config, timeout: float = BROKER_TIMEOUT) -> BrokerState
     queues for their message counts."""
     queues = [config.queue, *dead_letter_queues(config)]
     try:
-        conn = Endpoints(config.amqp_urls, config.heartbeat, timeout).blocking()
+        conn = Endpoints.of(config, timeout=timeout).blocking()
     except BrokerError as exc:  # the addresses tried, without password (bridge.redaction.redact)
         return _unreachable(config, f"broker unreachable: {exc}")
     counts: dict[str, int | None] = {}

@@ -47,7 +47,7 @@ def recorded(dialect: Any, conn: Any) -> str | None:
 def publish(config: Config, queue: str) -> str:
     """Put a new marker at the end of `queue` (confirmed by the broker); its id."""
     marker = str(uuid.uuid4())
-    conn = Endpoints(config.amqp_urls, config.heartbeat).blocking()
+    conn = Endpoints.of(config).blocking()
     try:
         channel = conn.channel()
         channel.confirm_delivery()

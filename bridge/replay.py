@@ -187,7 +187,7 @@ class Sender:
 
     def __init__(self, config: Config, target: str, kind: str) -> None:
         self.config, self.target, self.kind = config, target, kind
-        self.endpoints = Endpoints(config.amqp_urls, config.heartbeat)
+        self.endpoints = Endpoints.of(config)
         self.conn: Any = None
         self.channel: Any = None
 

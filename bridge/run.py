@@ -50,7 +50,7 @@ class Bridge:
     def __init__(self, config: Config, stats: Stats | None = None) -> None:
         self.config = config
         self.dialect = for_url(config.database_url)
-        self.endpoints = Endpoints(config.amqp_urls, config.heartbeat)
+        self.endpoints = Endpoints.of(config)
         self.stop_event = threading.Event()
         self.stats = stats or Stats()
         self.threads: list[threading.Thread] = []

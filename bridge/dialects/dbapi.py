@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.dialects.base import Errors
+from bridge.errors import ConfigError
 from bridge.sql import split
 
 
@@ -331,3 +332,34 @@ def utc_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
             for v in row
         )
     return row
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def driver_options(
+    query: Mapping[str, Any], known: Mapping[str, type], driver: str
+) -> dict[str, Any]:
+    """The `known` parameters of database_url's query (TLS settings, docs/configuration.md
+    "Database TLS") as the driver's keyword arguments, of their type (str or bool). A
+    parameter that looks like TLS (ssl*, tls*, wallet*) but is not known is a ConfigError:
+    left out silently, it would leave the connection unencrypted while the URL says
+    otherwise."""
+    options: dict[str, Any] = {}
+    for key, raw in query.items():
+        value = str(raw[-1] if isinstance(raw, tuple) else raw)
+        kind = known.get(key)
+        if kind is None:
+            if key.lower().startswith(("ssl", "tls", "wallet")):
+                raise ConfigError(
+                    f"database_url's {key} is not a {driver} TLS parameter; use "
+                    f'{", ".join(known)} (see "Database TLS" in docs/configuration.md)'
+                )
+            continue
+        if kind is bool:
+            if value.lower() not in TRUE + FALSE:
+                raise ConfigError(f"database_url's {key} must be true or false, got {value!r}")
+            options[key] = value.lower() in TRUE
+        else:
+            options[key] = value
+    return options

@@ -20,6 +20,17 @@ from bridge.dialects import dbapi
 from bridge.dialects.base import Column, Dialect, TableInfo
 from bridge.errors import DatabaseError, SchemaError, one_line
 
+# database_url parameters passed to pymysql.connect: TLS to the server. PyMySQL checks the
+# server's certificate only with ssl_verify_cert=true, its name only with
+# ssl_verify_identity=true (docs/configuration.md, "Database TLS").
+TLS_OPTIONS = {
+    "ssl_ca": str,
+    "ssl_cert": str,
+    "ssl_key": str,
+    "ssl_verify_cert": bool,
+    "ssl_verify_identity": bool,
+}
+
 # information_schema.COLUMNS.DATA_TYPE -> bridge.codec kind (tinyint(1) is a boolean: the
 # type BOOLEAN is its alias; a JSON column is LONGTEXT with a json_valid check)
 KINDS = {
@@ -132,6 +143,7 @@ class MariaDBDialect(Dialect):
                 "mysql+pymysql://user:password@host:3306/dbname"
             )
         password = str(parsed.password) if parsed.password else None
+        tls = dbapi.driver_options(parsed.query, TLS_OPTIONS, "PyMySQL")
         try:
             raw = pymysql.connect(
                 host=parsed.host or "127.0.0.1",
@@ -144,6 +156,7 @@ class MariaDBDialect(Dialect):
                 connect_timeout=10,
                 init_command=SESSION,
                 program_name="bridge",
+                **tls,
             )
         except pymysql.err.Error as exc:
             raise DatabaseError(

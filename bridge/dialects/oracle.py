@@ -74,6 +74,18 @@ from bridge.dialects.base import Column, Dialect, TableInfo, TableRef
 from bridge.errors import DatabaseError, SchemaError, one_line
 from bridge.event import MAX_PAYLOAD_BYTES
 
+# database_url parameters passed to oracledb.connect: TLS to the listener (protocol=tcps;
+# thin mode checks the server's certificate against wallet_location's ewallet.pem, else
+# the system's trust store, and its DN with ssl_server_dn_match, on by default).
+# docs/configuration.md, "Database TLS"
+TLS_OPTIONS = {
+    "protocol": str,
+    "wallet_location": str,
+    "wallet_password": str,
+    "ssl_server_dn_match": bool,
+    "ssl_server_cert_dn": str,
+}
+
 # base type (lower case, without its parameters) -> bridge.codec kind. NUMBER and RAW are
 # decided by their precision and length (`category`, see OracleDialect.column).
 KINDS = {
@@ -438,6 +450,8 @@ class OracleDialect(Dialect):
                 "'bridge-sync[oracle]' (thin mode: no Oracle client needed)"
             ) from None
         password = str(parsed.password) if parsed.password else None
+        tls = dbapi.driver_options(parsed.query, TLS_OPTIONS, "python-oracledb")
+        shown = parsed.difference_update_query(["wallet_password"]).render_as_string()
         try:
             raw = oracledb.connect(
                 user=parsed.username,
@@ -448,10 +462,11 @@ class OracleDialect(Dialect):
                 sid=None if service else parsed.database,
                 tcp_connect_timeout=10,
                 program="bridge",
+                **tls,
             )
         except oracledb.Error as exc:
             raise DatabaseError(
-                f"cannot connect to Oracle at {parsed.render_as_string()}: "
+                f"cannot connect to Oracle at {shown}: "
                 f"{one_line(exc, password)}; check database_url and that the listener and "
                 "the database are up"
             ) from None
