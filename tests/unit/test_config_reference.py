@@ -56,6 +56,11 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
     "archive_site": ("MADRID", "MADRID"),
     "acks": ("topic", "topic"),
     "metrics_address": ("127.0.0.1:9464", "127.0.0.1:9464"),
+    # files that exist (TLS keys are read only with amqps:// addresses: ENV_CONTEXT)
+    "tls_ca_file": (__file__, __file__),
+    "tls_cert_file": (__file__, __file__),
+    "tls_key_file": (__file__, __file__),
+    "tls_server_name": ("broker.example", "broker.example"),
     "peers": (
         "PARIS=postgresql://p/db,MADRID=postgresql://m/db",
         {
@@ -63,6 +68,16 @@ ENV_SAMPLES: dict[str, tuple[str, Any]] = {
             "MADRID": "postgresql://m/db",
         },
     ),
+}
+
+
+# what a key needs beside it to be accepted
+TLS_URL = {"BRIDGE_AMQP_URL": "amqps://a:b@h1:5671/"}
+ENV_CONTEXT: dict[str, dict[str, str]] = {
+    "tls_ca_file": TLS_URL,
+    "tls_cert_file": {**TLS_URL, "BRIDGE_TLS_KEY_FILE": __file__},
+    "tls_key_file": {**TLS_URL, "BRIDGE_TLS_CERT_FILE": __file__},
+    "tls_server_name": TLS_URL,
 }
 
 
@@ -149,7 +164,7 @@ def env_sample(key: str) -> tuple[str, Any]:
 @pytest.mark.parametrize("key", sorted(FIELDS))
 def test_every_key_is_accepted_in_its_environment_form(key: str) -> None:
     value, expected = env_sample(key)
-    env = dict(REQUIRED_ENV)
+    env = {**REQUIRED_ENV, **ENV_CONTEXT.get(key, {})}
     env[f"BRIDGE_{key.upper()}"] = value
     cfg = config.load(path=None, env=env, dotenv=None)
     got = getattr(cfg, key)
