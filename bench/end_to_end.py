@@ -765,6 +765,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "as tls_ca_file; results in end_to_end_tls.*",
     )
     p.add_argument(
+        "--results-name",
+        default=None,
+        help="name of the result files (default end_to_end, with suffixes for --rows-per-tx, "
+        "--acks, --metrics, --tls)",
+    )
+    p.add_argument(
         "--amqps-host-port",
         default=AMQPS_HOST_PORT,
         help=f"the cluster's TLS port for --tls (default: HAProxy, {AMQPS_HOST_PORT})",
@@ -964,7 +970,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name += "_metrics"
     if args.tls:
         name += "_tls"
-    write_results(name, result, markdown(result))
+    write_results(args.results_name or name, result, markdown(result))
     return result
 
 
