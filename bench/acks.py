@@ -4,24 +4,22 @@ off, direct and topic, in one invocation, then the figures side by side in resul
     python -m bench.acks [--quick] [--rounds R] [--passes P] [--vhost V] [--modes off,direct,topic]
 
 Each pass runs every mode once (a whole end_to_end run: its own databases, queues and
-`--rounds` rounds, 1 by default here), the order reversed from one pass to the next, so
-that the modes take turns as the other benchmarks' baseline and subject do. Load from
-outside moves every figure on a shared machine; what is compared is, per pass, each mode
-against `off` in the same pass (its ratio), and the median of those ratios over the passes.
-The rate of the writer alone, measured in each run, shows how loaded the machine was.
+`--rounds` rounds, 1 by default here), the order reversed from one pass to the next
+(bench/variants.py). Load from outside moves every figure on a shared machine; what is
+compared is, per pass, each mode against `off` in the same pass (its ratio), and the
+median of those ratios over the passes. The rate of the writer alone, measured in each
+run, shows how loaded the machine was.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from bench import end_to_end
-from bench.common import RESULTS, log, median, parser
+from bench.common import parser
+from bench.variants import common_args, comparison, per_pass, run_passes, write
 
 NAME = "acks"
-KEYS = ("e2e_per_s", "solo_writer_per_s", "throughput_ratio", "latency_p50_ms", "latency_p99_ms")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -29,38 +27,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--modes", default="off,direct,topic", help="acks modes (the first: baseline)")
     p.add_argument("--passes", type=int, default=2, help="runs of every mode, order alternating")
     args = p.parse_args(argv)
-    passed = ["--vhost", args.vhost, "--rounds", str(args.rounds or 1)]
-    if args.quick:
-        passed.append("--quick")
-    if args.amqp_host_port:
-        passed += ["--amqp-host-port", args.amqp_host_port]
     modes = args.modes.split(",")
-    passes: list[dict[str, dict[str, float]]] = []
-    for n in range(args.passes):
-        one: dict[str, dict[str, float]] = {}
-        for mode in modes if n % 2 == 0 else list(reversed(modes)):
-            log(f"acks: pass {n + 1}/{args.passes}, end to end with acks = {mode}")
-            result = end_to_end.main([*passed, "--acks", mode])
-            one[mode] = {k: float(result["medians"][k]) for k in KEYS}
-            one[mode]["redone"] = float(len(result["discarded_attempts"]))
-        passes.append(one)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    passes = run_passes(NAME, {m: ["--acks", m] for m in modes}, common_args(args), args.passes)
     out = {"argv": list(argv or []), "modes": modes, "passes": passes}
-    (RESULTS / f"{NAME}.json").write_text(json.dumps(out, indent=2) + "\n")
-    (RESULTS / f"{NAME}.md").write_text(markdown(passes, modes, args))
-    log(f"wrote {RESULTS / f'{NAME}.md'}")
+    write(NAME, out, markdown(passes, modes, args))
     return out
 
 
 def markdown(passes: list[dict[str, dict[str, float]]], modes: list[str], args: Any) -> str:
-    base = modes[0]
-
-    def med(mode: str, key: str) -> float:
-        return median([p[mode][key] for p in passes])
-
-    def ratio(mode: str, key: str) -> float:
-        return median([p[mode][key] / p[base][key] for p in passes if p[base][key]])
-
     lines = [
         "# Acknowledgements: what they cost end to end",
         "",
@@ -68,32 +42,14 @@ def markdown(passes: list[dict[str, dict[str, float]]], modes: list[str], args: 
         f"--passes {args.passes} --vhost {args.vhost}`: bench/end_to_end.py (commit at PARIS "
         "-> visible at LONDON, MADRID and PARIS's archive; bridges as `bridge run` "
         "subprocesses) once per mode per pass, the order alternating. Medians over the "
-        f"passes; ratios are per pass against `{base}` in the same pass, then their median.",
+        f"passes; ratios are per pass against `{modes[0]}` in the same pass, then their median.",
         "",
-        f"| acks | events/s end to end | ratio to {base} | e2e / writer alone | "
-        f"p50 ms at 200/s | p50 ratio | p99 ms | p99 ratio | writer alone /s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for mode in modes:
-        lines.append(
-            f"| {mode} | {med(mode, 'e2e_per_s'):.0f} | {ratio(mode, 'e2e_per_s'):.2f} | "
-            f"{med(mode, 'throughput_ratio'):.2f} | {med(mode, 'latency_p50_ms'):.1f} | "
-            f"{ratio(mode, 'latency_p50_ms'):.2f} | {med(mode, 'latency_p99_ms'):.1f} | "
-            f"{ratio(mode, 'latency_p99_ms'):.2f} | {med(mode, 'solo_writer_per_s'):.0f} |"
-        )
-    lines += [
+        *comparison(passes, modes, "acks"),
         "",
         "Per pass (events/s end to end, p50 ms, p99 ms, writer alone /s, runs redone):",
         "",
+        *per_pass(passes),
     ]
-    for n, p in enumerate(passes, 1):
-        cells = "; ".join(
-            f"{m} {p[m]['e2e_per_s']:.0f}/s, {p[m]['latency_p50_ms']:.1f}, "
-            f"{p[m]['latency_p99_ms']:.1f}, {p[m]['solo_writer_per_s']:.0f}/s, "
-            f"{p[m]['redone']:.0f}"
-            for m in p
-        )
-        lines.append(f"- pass {n}: {cells}")
     return "\n".join(lines) + "\n"
 
 

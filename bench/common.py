@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pika
@@ -39,6 +41,15 @@ from tests.conftest import ROOT, SITES, create_site_db, make_config, pg_url, set
 # The administrator of the project's local cluster (scripts/cluster, .env.sample defaults);
 # the benchmark puts its own vhost in the path.
 AMQP_ADMIN = os.environ.get("BRIDGE_BENCH_AMQP_ADMIN", "amqp://admin:123456@127.0.0.1:5680/")
+# The cluster's TLS port (HAProxy passing TLS through to the nodes) and the CA that signed
+# the nodes' certificates (scripts/tls-ca, docs/cluster.md "TLS").
+AMQPS_HOST_PORT = "127.0.0.1:5690"
+TLS_CA_FILE = Path(
+    os.environ.get(
+        "BRIDGE_BENCH_TLS_CA_FILE",
+        str(Path(os.environ.get("BRIDGE_CLUSTER_DIR", "/var/tmp/bridge-cluster")) / "tls/ca.crt"),
+    )
+)
 T = TypeVar("T")
 RESULTS = ROOT / "bench" / "results"
 ARCHIVE_SITE = "PARIS"
@@ -77,6 +88,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 class Broker:
     vhost: str = DEFAULT_VHOST
     host_port: str = "127.0.0.1:5680"
+    tls_host_port: str = AMQPS_HOST_PORT
 
     @property
     def _path(self) -> str:
@@ -90,6 +102,31 @@ class Broker:
         """The site's broker user as scripts/cluster add-site-user makes it in the tests."""
         user = self.site_user(site)
         return f"amqp://{user}:{user}-secret@{self.host_port}/{self._path}"
+
+    def site_tls_url(self, site: str) -> str:
+        """The same user through the cluster's TLS port (amqps://; pair it with
+        `tls_ca_file()` as the bridge's tls_ca_file)."""
+        user = self.site_user(site)
+        return f"amqps://{user}:{user}-secret@{self.tls_host_port}/{self._path}"
+
+    def tls_ca_file(self) -> str:
+        """The cluster's CA file, once it and the TLS port are there."""
+        host, port = self.tls_host_port.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except OSError:
+            listening = False
+        else:
+            listening = True
+        if not TLS_CA_FILE.is_file() or not listening:
+            raise SystemExit(
+                f"the cluster has no TLS (CA file {TLS_CA_FILE}: "
+                f"{'there' if TLS_CA_FILE.is_file() else 'missing'}; {self.tls_host_port}: "
+                f"{'listening' if listening else 'nothing listening'}): `sudo scripts/cluster "
+                "start` adds it to a running cluster (docs/cluster.md, TLS), or set "
+                "BRIDGE_BENCH_TLS_CA_FILE and --amqps-host-port"
+            )
+        return str(TLS_CA_FILE)
 
     def site_user(self, site: str) -> str:
         return site.lower()

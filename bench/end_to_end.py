@@ -27,7 +27,16 @@ Each round, interleaved:
   consumer on each; latency = last delivery - publish.
 A run during which a bridge reconnected (a node restarted from outside) is redone.
 
+Operations features, off by default (results in end_to_end_metrics.*, end_to_end_tls.*,
+both: end_to_end_metrics_tls.*): `--metrics` gives every bridge a `metrics_address` on a
+free 127.0.0.1 port and scrapes every bridge's /metrics once per second in a thread from
+the moment they are ready to the end (bench/scrape.py; scrapes and failures in the
+results); `--tls` connects every bridge with amqps:// to the cluster's TLS port
+(`--amqps-host-port`, HAProxy 127.0.0.1:5690) with the cluster's CA as `tls_ca_file`. The
+broker floor stays amqp:// as the admin user.
+
     python -m bench.end_to_end [--quick] [--rounds R] [--in-process] [--profile]
+        [--metrics] [--tls]
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from bench import cpu
 from bench import profile as profiling
 from bench.capture import INSERT_ONE, insert_many, make_rows
 from bench.common import (
+    AMQPS_HOST_PORT,
     Broker,
     Hiccup,
     attempt,
@@ -69,6 +79,7 @@ from bench.common import (
     verdict,
     write_results,
 )
+from bench.scrape import Scraper, free_ports
 from bridge.config import Config
 from bridge.run import Bridge
 from bridge.stats import Stats
@@ -86,6 +97,8 @@ DESTINATIONS = ("LONDON", "MADRID", "ARCHIVE")
 PROBE_EXCHANGE = "bench.probe"
 # Defaults of bridge.config.Config (make_config in tests/conftest.py shortens two of them).
 DEFAULTS = {"poll_interval": Config.poll_interval, "republish_after": Config.republish_after}
+TLS_KEYS = ("tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name")
+SCRAPE_INTERVAL_S = 1.0
 
 
 def db_of(site: str) -> str:
@@ -115,6 +128,8 @@ def toml(cfg: Config) -> str:
             f"sites = [{', '.join(s(x) for x in cfg.sites)}]",
             f"archive_site = {s(cfg.archive_site)}",
             f"acks = {s(cfg.acks)}",
+            f"metrics_address = {s(cfg.metrics_address)}",
+            *(f"{k} = {s(getattr(cfg, k))}" for k in TLS_KEYS),
             "[tables]",
             *(f"{t.name} = {s(t.policy)}" for t in cfg.tables),
             "",
@@ -736,6 +751,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="after the rounds, one more throughput and latency run with py-spy "
         "sampling the bridge processes (bench/results/profile/)",
     )
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        help="every bridge serves /metrics on a free 127.0.0.1 port (metrics_address) and "
+        f"the benchmark scrapes each every {SCRAPE_INTERVAL_S:.0f} s for the whole run; "
+        "results in end_to_end_metrics.*",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="the bridges connect with amqps:// to --amqps-host-port with the cluster's CA "
+        "as tls_ca_file; results in end_to_end_tls.*",
+    )
+    p.add_argument(
+        "--results-name",
+        default=None,
+        help="name of the result files (default end_to_end, with suffixes for --rows-per-tx, "
+        "--acks, --metrics, --tls)",
+    )
+    p.add_argument(
+        "--amqps-host-port",
+        default=AMQPS_HOST_PORT,
+        help=f"the cluster's TLS port for --tls (default: HAProxy, {AMQPS_HOST_PORT})",
+    )
     args = p.parse_args(argv)
     quick: bool = args.quick
     plan = Plan(
@@ -747,10 +786,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rows_per_tx=args.rows_per_tx,
         profile=args.profile,
     )
-    broker = Broker(args.vhost, args.amqp_host_port)
+    broker = Broker(args.vhost, args.amqp_host_port, args.amqps_host_port)
     broker.ensure_ready()
-    settings = {**DEFAULTS, **({"acks": args.acks} if args.acks else {})}
-    configs = {s: make_config(s, db_of(s), amqp_url=broker.site_url(s), **settings) for s in SITES}
+    settings: dict[str, Any] = {**DEFAULTS, **({"acks": args.acks} if args.acks else {})}
+    metrics_at = (
+        {s: f"127.0.0.1:{port}" for s, port in zip(SITES, free_ports(len(SITES)), strict=True)}
+        if args.metrics
+        else {}
+    )
+    if args.tls:
+        settings["tls_ca_file"] = broker.tls_ca_file()
+    configs = {
+        s: make_config(
+            s,
+            db_of(s),
+            amqp_url=broker.site_tls_url(s) if args.tls else broker.site_url(s),
+            metrics_address=metrics_at.get(s, ""),
+            **settings,
+        )
+        for s in SITES
+    }
+    scraper = Scraper(metrics_at, SCRAPE_INTERVAL_S) if args.metrics else None
     workdir = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     bridges: SubprocessBridges | ThreadBridges = (
         ThreadBridges(configs) if args.in_process else SubprocessBridges(configs, workdir)
@@ -771,6 +827,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "bridge_settings": "bridge.config.Config defaults (batch_size 500, max_in_flight "
         f"1000, prefetch 200, poll_interval {Config.poll_interval}s, acks "
         f"{args.acks or Config.acks})",
+        "broker_connection": (
+            f"amqps:// through {args.amqps_host_port}, tls_ca_file {settings['tls_ca_file']}"
+            if args.tls
+            else f"amqp:// through {args.amqp_host_port}"
+        ),
+        "metrics": (
+            f"metrics_address on each bridge, /metrics of each scraped every "
+            f"{SCRAPE_INTERVAL_S:.0f} s"
+            if args.metrics
+            else "off (no metrics_address)"
+        ),
     }
     result = header(NAME, quick, broker, params)
     started = time.perf_counter()
@@ -793,6 +860,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         bridges.start()
         wait_ready(bridges, broker)
+        if scraper is not None:
+            scraper.start()
         log("bridges ready; warming up")
         warm = write(db_of(WRITER), plan.ids(200), 200, plan.latency_rate)
         wait_arrived(warm, observers, 60)
@@ -834,6 +903,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             profiled["latency"].pop("_all_ms")
             result["profiled_runs_not_in_medians"] = profiled
     finally:
+        if scraper is not None:
+            scraper.stop()
+            result["metrics_scrapes"] = scraper.summary()
         bridges.stop()
         for o in observers.values():
             o.close()
@@ -894,7 +966,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     name = NAME if plan.rows_per_tx == 1 else f"{NAME}_tx{plan.rows_per_tx}"
     if args.acks:
         name += f"_acks_{args.acks}"
-    write_results(name, result, markdown(result))
+    if args.metrics:
+        name += "_metrics"
+    if args.tls:
+        name += "_tls"
+    write_results(args.results_name or name, result, markdown(result))
     return result
 
 
@@ -925,7 +1001,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"Bridges: {prm['bridges']}. Writer: {prm['writer']}. Event size "
         f"{prm.get('event_bytes', '?')} bytes. Medians over rounds. Latency = latest of the "
         "three commits that make the row visible (LONDON, MADRID, PARIS archive; seen by "
-        "LISTEN on a NOTIFY trigger the benchmark adds) minus the writer's commit time.",
+        "LISTEN on a NOTIFY trigger the benchmark adds) minus the writer's commit time. "
+        f"Broker connection: {prm.get('broker_connection', 'amqp://')}. Metrics: "
+        f"{prm.get('metrics', 'off')}.",
         "",
     ]
     lines += table(
@@ -1012,6 +1090,30 @@ def markdown(result: dict[str, Any]) -> str:
         ["process group", "CPU s", "share of machine", "CPU ms / 1000 events"],
         cpu_table(result["rounds"]),
     )
+    scrapes = result.get("metrics_scrapes")
+    if scrapes:
+        lines += [
+            "",
+            f"Metrics scraped every {scrapes['interval_s']:.0f} s for {scrapes['seconds']:.0f} "
+            f"s: {scrapes['scrapes']} scrapes, {scrapes['failures']} failed.",
+            "",
+        ]
+        lines += table(
+            ["bridge", "address", "scrapes", "failed", "p50 ms", "max ms", "bytes", "last error"],
+            [
+                [
+                    site,
+                    v["address"],
+                    v["scrapes"],
+                    v["failures"],
+                    fmt(v["p50_ms"], 1),
+                    fmt(v["max_ms"], 1),
+                    v["body_bytes"],
+                    v["last_error"] or "",
+                ]
+                for site, v in scrapes["per_site"].items()
+            ],
+        )
     if result.get("discarded_attempts"):
         lines += ["", "Discarded attempts (disturbed from outside, redone):", ""]
         lines += [f"- {d}" for d in result["discarded_attempts"]]
