@@ -82,9 +82,20 @@ def start_run(cfg, log: Path, amqp_url: str) -> subprocess.Popen[bytes]:
 )
 def test_a_refused_login_at_start_exits_1_with_one_line(paris, tmp_path, amqp_url, reason):
     log = tmp_path / "run.log"
-    proc = start_run(paris, log, amqp_url)
+    text, error = stopped_with_one_error(start_run(paris, log, amqp_url), log, 30)
+    assert error.startswith("Error: BrokerLoginError: cannot connect to RabbitMQ: amqp://")
+    assert reason in error
+    assert "in amqp_url" in error  # what to check
+    assert "retrying" not in text
+
+
+def stopped_with_one_error(
+    proc: subprocess.Popen[bytes], log: Path, timeout: float
+) -> tuple[str, str]:
+    """`bridge run` exited 1 within `timeout` with one `Error:` line and no traceback:
+    its whole output and that line."""
     try:
-        code = proc.wait(timeout=30)
+        code = proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -93,11 +104,8 @@ def test_a_refused_login_at_start_exits_1_with_one_line(paris, tmp_path, amqp_ur
     assert code == 1, text
     errors = [line for line in text.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, text
-    assert errors[0].startswith("Error: BrokerLoginError: cannot connect to RabbitMQ: amqp://")
-    assert reason in errors[0]
-    assert "in amqp_url" in errors[0]  # what to check
-    assert "retrying" not in text
     assert "Traceback" not in text
+    return text, errors[0]
     assert WRONG not in text and "paris-secret" not in text
 
 

@@ -34,6 +34,7 @@ from tests.conftest import (
     sql,
     wait_for,
 )
+from tests.integration.test_run_login import stopped_with_one_error
 
 pytestmark = pytest.mark.integration
 
@@ -182,20 +183,11 @@ def test_a_ca_that_did_not_sign_the_broker_stops_bridge_run(sites, tls_broker, t
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
         )
-    try:
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = log.read_text()
-    assert code == 1, text
-    errors = [line for line in text.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, text
-    assert errors[0].startswith("Error: BrokerLoginError: cannot connect to RabbitMQ: amqps://")
-    assert "TLS: the broker's certificate is not trusted (" in errors[0]
-    assert "check tls_ca_file" in errors[0]
-    assert "paris-secret" not in text and "Traceback" not in text
+    text, error = stopped_with_one_error(proc, log, 60)
+    assert error.startswith("Error: BrokerLoginError: cannot connect to RabbitMQ: amqps://")
+    assert "TLS: the broker's certificate is not trusted (" in error
+    assert "check tls_ca_file" in error
+    assert "paris-secret" not in text
 
 
 def test_a_server_name_the_certificate_does_not_carry_is_named(sites, tls_broker):
