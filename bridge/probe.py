@@ -1,7 +1,8 @@
 """What `bridge run`'s metrics and health check read from the site database: the outbox
-backlog (the `status` template, as `bridge status` shows it) and the capture triggers'
-drift (bridge/install.py), on a connection of their own, each kept a while so that
-scrapes and probes cost the database one small query every few seconds at most.
+backlog (the `status` template with `backlog`: the outbox and the waiting events, never a
+count of the inbox or archive) and the capture triggers' drift (bridge/install.py), on a
+connection of their own, each kept a while so that scrapes and probes cost the database
+one small query every few seconds at most.
 
 A failed read is counted, logged, and leaves no value (never a stale one): the connection
 is opened again at the next read. Nothing here raises into the bridge."""
@@ -41,13 +42,13 @@ class Probe:
         self.error: str | None = None  # why the last read failed; None: it answered
         self.answered_at: float | None = None  # monotonic time of the last read that worked
         self._lock = threading.Lock()
-        self._status: status.SiteStatus | None = None
+        self._status: status.Backlog | None = None
         self._status_at = float("-inf")
         self._drift: dict[str, bool] | None = None
         self._drift_at = float("-inf")
 
-    def status(self) -> status.SiteStatus | None:
-        """The site's status, read at most every status_ttl; None if the read failed."""
+    def status(self) -> status.Backlog | None:
+        """The site's backlog, read at most every status_ttl; None if the read failed."""
         self._refresh()
         return self._status
 
@@ -64,7 +65,9 @@ class Probe:
             now = time.monotonic()
             if now - self._status_at >= self.status_ttl:
                 self._status_at = now
-                self._status = self._read(lambda conn: status.read(self.dialect, conn), True)
+                self._status = self._read(
+                    lambda conn: status.read_backlog(self.dialect, conn), True
+                )
             if now - self._drift_at >= self.drift_ttl:
                 self._drift_at = now
                 self._drift = self._read(self._read_drift, False)

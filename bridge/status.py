@@ -21,6 +21,18 @@ REPUBLISH_MINIMUM = 100  # confirmed messages before the ratio means anything
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """The outbox's backlog and the events waiting for a row: what `bridge run`'s metrics
+    read every few seconds (`read_backlog`), cheap at any size of the inbox or archive."""
+
+    unpublished: int
+    awaiting_echo: int
+    oldest_unpublished: dt.timedelta | None
+    oldest_unechoed: dt.timedelta | None
+    waiting: int  # events waiting for a row they reference (bridge_waiting)
+
+
+@dataclass(frozen=True)
 class SiteStatus:
     unpublished: int
     awaiting_echo: int
@@ -80,14 +92,24 @@ class SiteStatus:
         ]
 
 
-def read(dialect: Any, conn: Any) -> SiteStatus:
-    cur = conn.execute(dialect.render("status"))
+def _values(dialect: Any, conn: Any, backlog: bool) -> dict[str, Any]:
+    cur = conn.execute(dialect.render("status", backlog=backlog))
     row = cur.fetchone()
     assert row is not None and cur.description is not None
     values = dict(zip([d.name for d in cur.description], row, strict=True))
     for age_of in ("oldest_unpublished", "oldest_unechoed"):
-        if isinstance(values[age_of], int):  # microseconds (MariaDB)
+        if isinstance(values[age_of], int):  # microseconds (MariaDB, SQL Server)
             values[age_of] = dt.timedelta(microseconds=values[age_of])
+    return values
+
+
+def read_backlog(dialect: Any, conn: Any) -> Backlog:
+    """The backlog alone: no count of the inbox, conflicts or archive."""
+    return Backlog(**_values(dialect, conn, backlog=True))
+
+
+def read(dialect: Any, conn: Any) -> SiteStatus:
+    values = _values(dialect, conn, backlog=False)
     counters = values.pop("dispatcher") or {}
     if isinstance(counters, str):
         counters = json.loads(counters)

@@ -254,6 +254,9 @@ def render_all(dialect: Dialect, infos: list[TableInfo], site: str = "PARIS") ->
                 Rendered(name, None, tuple(dialect.statements(name, **switches)))
                 for switches in archive_replay_variants()
             ]
+        elif name == "status":
+            for backlog in (False, True):
+                out.append(Rendered(name, None, tuple(dialect.statements(name, backlog=backlog))))
         elif name == "uninit_guard":
             for outbox in (False, True):
                 out.append(Rendered(name, None, tuple(dialect.statements(name, outbox=outbox))))

@@ -197,8 +197,8 @@ def render_all(tables: list[TableInfo]) -> list[Rendered]:
         elif name == "cleanup":
             for switches in sqlcheck.cleanup_variants():
                 out.append(Rendered(name, None, split(ORA.render(name, **switches))))
-        elif name in ("apply_constraints", "uninit_guard"):
-            switch = {"apply_constraints": "deferred"}.get(name, "outbox")
+        elif name in ("apply_constraints", "uninit_guard", "status"):
+            switch = {"apply_constraints": "deferred", "status": "backlog"}.get(name, "outbox")
             for on in (False, True):
                 out.append(Rendered(name, None, split(ORA.render(name, **{switch: on}))))
         elif name == "uninit":
